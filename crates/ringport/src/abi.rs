@@ -1,0 +1,151 @@
+//! The io_uring ABI: the kernel's structs and constants, taken from
+//! `linux-raw-sys` (never retyped), plus the few names ringport derives from
+//! them and ringport's own extensions.
+//!
+//! Everything a program shares with the engine (SQEs, CQEs, the params block,
+//! the ring offsets) has the kernel's layout; the asserts at the bottom of this
+//! file pin that layout at compile time.
+
+pub use linux_raw_sys::io_uring::{
+    __kernel_timespec, io_cqring_offsets, io_sqring_offsets, io_uring_cqe,
+    io_uring_files_update, io_uring_getevents_arg, io_uring_op, io_uring_params, io_uring_probe,
+    io_uring_probe_op, io_uring_register_op, io_uring_rsrc_register, io_uring_rsrc_update,
+    io_uring_rsrc_update2, io_uring_sqe, io_uring_sqe_flags_bit,
+};
+
+pub use linux_raw_sys::io_uring::{
+    IORING_CQE_BUFFER_SHIFT, IORING_CQE_F_BUFFER, IORING_CQE_F_MORE, IORING_CQE_F_NOTIF,
+    IORING_CQE_F_SOCK_NONEMPTY, IORING_CQ_EVENTFD_DISABLED, IORING_ENTER_ABS_TIMER,
+    IORING_ENTER_EXT_ARG, IORING_ENTER_EXT_ARG_REG, IORING_ENTER_GETEVENTS,
+    IORING_ENTER_NO_IOWAIT, IORING_ENTER_REGISTERED_RING, IORING_ENTER_SQ_WAIT,
+    IORING_ENTER_SQ_WAKEUP, IORING_FEAT_CQE_SKIP, IORING_FEAT_CUR_PERSONALITY,
+    IORING_FEAT_EXT_ARG, IORING_FEAT_FAST_POLL, IORING_FEAT_LINKED_FILE, IORING_FEAT_MIN_TIMEOUT,
+    IORING_FEAT_NATIVE_WORKERS, IORING_FEAT_NODROP, IORING_FEAT_NO_IOWAIT,
+    IORING_FEAT_POLL_32BITS, IORING_FEAT_RECVSEND_BUNDLE, IORING_FEAT_REG_REG_RING,
+    IORING_FEAT_RSRC_TAGS, IORING_FEAT_RW_ATTR, IORING_FEAT_RW_CUR_POS, IORING_FEAT_SINGLE_MMAP,
+    IORING_FEAT_SQPOLL_NONFIXED, IORING_FEAT_SUBMIT_STABLE, IORING_FSYNC_DATASYNC,
+    IORING_NOP_FILE, IORING_NOP_FIXED_BUFFER, IORING_NOP_FIXED_FILE, IORING_NOP_INJECT_RESULT,
+    IORING_NOP_TW, IORING_OFF_CQ_RING, IORING_OFF_MMAP_MASK, IORING_OFF_PBUF_RING,
+    IORING_OFF_SQES, IORING_OFF_SQ_RING, IORING_REGISTER_FILES_SKIP,
+    IORING_RSRC_REGISTER_SPARSE, IORING_SETUP_ATTACH_WQ, IORING_SETUP_CLAMP,
+    IORING_SETUP_COOP_TASKRUN, IORING_SETUP_CQE32, IORING_SETUP_CQSIZE,
+    IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_HYBRID_IOPOLL, IORING_SETUP_IOPOLL,
+    IORING_SETUP_NO_MMAP, IORING_SETUP_NO_SQARRAY, IORING_SETUP_REGISTERED_FD_ONLY,
+    IORING_SETUP_R_DISABLED, IORING_SETUP_SINGLE_ISSUER, IORING_SETUP_SQE128,
+    IORING_SETUP_SQPOLL, IORING_SETUP_SQ_AFF, IORING_SETUP_SUBMIT_ALL,
+    IORING_SETUP_TASKRUN_FLAG, IORING_SQ_CQ_OVERFLOW, IORING_SQ_NEED_WAKEUP, IORING_SQ_TASKRUN,
+    IO_URING_OP_SUPPORTED,
+};
+
+use io_uring_sqe_flags_bit as bit;
+
+/// `IOSQE_FIXED_FILE`: `fd` is an index into the registered file table.
+pub const IOSQE_FIXED_FILE: u8 = 1 << bit::IOSQE_FIXED_FILE_BIT as u8;
+/// `IOSQE_IO_DRAIN`: issue only after every earlier request has completed.
+pub const IOSQE_IO_DRAIN: u8 = 1 << bit::IOSQE_IO_DRAIN_BIT as u8;
+/// `IOSQE_IO_LINK`: the next SQE starts only when this one succeeds.
+pub const IOSQE_IO_LINK: u8 = 1 << bit::IOSQE_IO_LINK_BIT as u8;
+/// `IOSQE_IO_HARDLINK`: like `IO_LINK`, but the chain survives a failure.
+pub const IOSQE_IO_HARDLINK: u8 = 1 << bit::IOSQE_IO_HARDLINK_BIT as u8;
+/// `IOSQE_ASYNC`: skip the inline attempt and go to the worker pool.
+pub const IOSQE_ASYNC: u8 = 1 << bit::IOSQE_ASYNC_BIT as u8;
+/// `IOSQE_BUFFER_SELECT`: take a buffer from a provided-buffer group.
+pub const IOSQE_BUFFER_SELECT: u8 = 1 << bit::IOSQE_BUFFER_SELECT_BIT as u8;
+/// `IOSQE_CQE_SKIP_SUCCESS`: post no CQE when the request succeeds.
+pub const IOSQE_CQE_SKIP_SUCCESS: u8 = 1 << bit::IOSQE_CQE_SKIP_SUCCESS_BIT as u8;
+
+/// Every SQE flag the kernel defines.
+pub const IOSQE_ALL: u8 = IOSQE_FIXED_FILE
+    | IOSQE_IO_DRAIN
+    | IOSQE_IO_LINK
+    | IOSQE_IO_HARDLINK
+    | IOSQE_ASYNC
+    | IOSQE_BUFFER_SELECT
+    | IOSQE_CQE_SKIP_SUCCESS;
+
+/// Opcode numbers as `u8`, the width of `io_uring_sqe::opcode`.
+pub mod op {
+    use super::io_uring_op as o;
+    /// `IORING_OP_NOP`
+    pub const NOP: u8 = o::IORING_OP_NOP as u8;
+    /// `IORING_OP_READV`
+    pub const READV: u8 = o::IORING_OP_READV as u8;
+    /// `IORING_OP_WRITEV`
+    pub const WRITEV: u8 = o::IORING_OP_WRITEV as u8;
+    /// `IORING_OP_FSYNC`
+    pub const FSYNC: u8 = o::IORING_OP_FSYNC as u8;
+    /// `IORING_OP_READ_FIXED`
+    pub const READ_FIXED: u8 = o::IORING_OP_READ_FIXED as u8;
+    /// `IORING_OP_WRITE_FIXED`
+    pub const WRITE_FIXED: u8 = o::IORING_OP_WRITE_FIXED as u8;
+    /// `IORING_OP_READ`
+    pub const READ: u8 = o::IORING_OP_READ as u8;
+    /// `IORING_OP_WRITE`
+    pub const WRITE: u8 = o::IORING_OP_WRITE as u8;
+    /// `IORING_OP_LAST`: one past the highest opcode the ABI knows.
+    pub const LAST: u8 = o::IORING_OP_LAST as u8;
+}
+
+/// Register opcodes as `u32`, the width of the `io_uring_register` argument.
+pub mod reg {
+    use super::io_uring_register_op as r;
+    /// `IORING_REGISTER_BUFFERS`
+    pub const BUFFERS: u32 = r::IORING_REGISTER_BUFFERS as u32;
+    /// `IORING_UNREGISTER_BUFFERS`
+    pub const UNREGISTER_BUFFERS: u32 = r::IORING_UNREGISTER_BUFFERS as u32;
+    /// `IORING_REGISTER_FILES`
+    pub const FILES: u32 = r::IORING_REGISTER_FILES as u32;
+    /// `IORING_UNREGISTER_FILES`
+    pub const UNREGISTER_FILES: u32 = r::IORING_UNREGISTER_FILES as u32;
+    /// `IORING_REGISTER_EVENTFD`
+    pub const EVENTFD: u32 = r::IORING_REGISTER_EVENTFD as u32;
+    /// `IORING_UNREGISTER_EVENTFD`
+    pub const UNREGISTER_EVENTFD: u32 = r::IORING_UNREGISTER_EVENTFD as u32;
+    /// `IORING_REGISTER_FILES_UPDATE`
+    pub const FILES_UPDATE: u32 = r::IORING_REGISTER_FILES_UPDATE as u32;
+    /// `IORING_REGISTER_EVENTFD_ASYNC`
+    pub const EVENTFD_ASYNC: u32 = r::IORING_REGISTER_EVENTFD_ASYNC as u32;
+    /// `IORING_REGISTER_PROBE`
+    pub const PROBE: u32 = r::IORING_REGISTER_PROBE as u32;
+    /// `IORING_REGISTER_USE_REGISTERED_RING`: high bit, the fd is a registered-ring index.
+    pub const USE_REGISTERED_RING: u32 = r::IORING_REGISTER_USE_REGISTERED_RING as u32;
+}
+
+/// The kernel's limit on SQ entries (`IORING_MAX_ENTRIES`, io_uring.c).
+pub const MAX_ENTRIES: u32 = 32768;
+/// The kernel's limit on CQ entries (`IORING_MAX_CQ_ENTRIES`).
+pub const MAX_CQ_ENTRIES: u32 = 2 * MAX_ENTRIES;
+/// The kernel's limit on registered files (`IORING_MAX_FIXED_FILES`).
+pub const MAX_FIXED_FILES: u32 = 1 << 20;
+/// The kernel's limit on registered buffers (`IORING_MAX_REG_BUFFERS`).
+pub const MAX_REG_BUFFERS: u32 = 1 << 14;
+/// The kernel's limit on one registered buffer's length (`SZ_1G`).
+pub const MAX_REG_BUFFER_LEN: u64 = 1 << 30;
+/// `UIO_MAXIOV`: the most iovecs one vectored request may carry.
+pub const UIO_MAXIOV: u32 = 1024;
+
+// Layout pins: a program and the engine must agree on every byte.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<io_uring_sqe>() == 64);
+    assert!(size_of::<io_uring_cqe>() == 16);
+    assert!(size_of::<io_uring_params>() == 120);
+    assert!(size_of::<io_sqring_offsets>() == 40);
+    assert!(size_of::<io_cqring_offsets>() == 40);
+    assert!(size_of::<io_uring_files_update>() == 16);
+    assert!(size_of::<io_uring_probe>() == 16);
+    assert!(size_of::<io_uring_probe_op>() == 8);
+    assert!(size_of::<io_uring_getevents_arg>() == 24);
+    assert!(offset_of!(io_uring_sqe, opcode) == 0);
+    assert!(offset_of!(io_uring_sqe, flags) == 1);
+    assert!(offset_of!(io_uring_sqe, ioprio) == 2);
+    assert!(offset_of!(io_uring_sqe, fd) == 4);
+    assert!(offset_of!(io_uring_sqe, len) == 24);
+    assert!(offset_of!(io_uring_sqe, user_data) == 32);
+    assert!(offset_of!(io_uring_sqe, personality) == 42);
+    assert!(offset_of!(io_uring_cqe, user_data) == 0);
+    assert!(offset_of!(io_uring_cqe, res) == 8);
+    assert!(offset_of!(io_uring_cqe, flags) == 12);
+    assert!(offset_of!(io_uring_params, sq_off) == 40);
+    assert!(offset_of!(io_uring_params, cq_off) == 80);
+};

@@ -1,0 +1,151 @@
+//! Builders for SQEs, one type per opcode, as in the `io-uring` crate:
+//! `opcode::Read::new(Fd(fd), ptr, len).offset(o).build().user_data(u)`.
+
+use crate::abi::{self, op};
+use crate::squeue::Entry;
+use crate::types::{FsyncFlags, Target};
+
+fn with_target(mut e: Entry, fd: Target) -> Entry {
+    match fd {
+        Target::Fd(fd) => e.0.fd = fd,
+        Target::Fixed(i) => {
+            e.0.fd = i as i32;
+            e.0.flags |= abi::IOSQE_FIXED_FILE;
+        }
+    }
+    e
+}
+
+/// `IORING_OP_NOP`: completes with 0 (or an injected result).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Nop {
+    inject: Option<i32>,
+}
+
+impl Nop {
+    /// The opcode.
+    pub const CODE: u8 = op::NOP;
+    /// A plain NOP.
+    pub fn new() -> Nop {
+        Nop::default()
+    }
+    /// Completes with `res` instead of 0 (`IORING_NOP_INJECT_RESULT`).
+    pub fn inject_result(mut self, res: i32) -> Nop {
+        self.inject = Some(res);
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        if let Some(res) = self.inject {
+            e.0.__bindgen_anon_3.nop_flags = abi::IORING_NOP_INJECT_RESULT;
+            e.0.len = res as u32;
+        }
+        e
+    }
+}
+
+/// Defines a read/write opcode builder: target, buffer address, length, and
+/// the common `offset`, `rw_flags` and `ioprio` setters.
+macro_rules! rw_op {
+    ($(#[$doc:meta])* $name:ident, $code:expr, $buf:ty, $len:ident $(, $extra:ident : $ety:ty => $set:ident)?) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name {
+            fd: Target,
+            addr: $buf,
+            $len: u32,
+            offset: u64,
+            rw_flags: i32,
+            ioprio: u16,
+            $($extra: $ety,)?
+        }
+
+        impl $name {
+            /// The opcode.
+            pub const CODE: u8 = $code;
+            /// A new entry at offset 0.
+            pub fn new(fd: impl Into<Target>, addr: $buf, $len: u32 $(, $extra: $ety)?) -> Self {
+                $name { fd: fd.into(), addr, $len, offset: 0, rw_flags: 0, ioprio: 0 $(, $extra)? }
+            }
+            /// File offset; `u64::MAX` (-1) uses and advances the file position.
+            pub fn offset(mut self, offset: u64) -> Self {
+                self.offset = offset;
+                self
+            }
+            /// `RWF_*` flags, as for `preadv2`.
+            pub fn rw_flags(mut self, flags: i32) -> Self {
+                self.rw_flags = flags;
+                self
+            }
+            /// I/O priority.
+            pub fn ioprio(mut self, ioprio: u16) -> Self {
+                self.ioprio = ioprio;
+                self
+            }
+            /// The SQE.
+            pub fn build(self) -> Entry {
+                let mut e = with_target(Entry::new(Self::CODE), self.fd);
+                e.0.__bindgen_anon_2.addr = self.addr as u64;
+                e.0.len = self.$len;
+                e.0.__bindgen_anon_1.off = self.offset;
+                e.0.__bindgen_anon_3.rw_flags = self.rw_flags as u32;
+                e.0.ioprio = self.ioprio;
+                $(e.0.__bindgen_anon_4.$set = self.$extra;)?
+                e
+            }
+        }
+    };
+}
+
+rw_op!(
+    /// `IORING_OP_READ`: read into one buffer.
+    Read, op::READ, *mut u8, len
+);
+rw_op!(
+    /// `IORING_OP_WRITE`: write from one buffer.
+    Write, op::WRITE, *const u8, len
+);
+rw_op!(
+    /// `IORING_OP_READV`: read into an iovec array (`len` iovecs).
+    Readv, op::READV, *const libc::iovec, len
+);
+rw_op!(
+    /// `IORING_OP_WRITEV`: write from an iovec array (`len` iovecs).
+    Writev, op::WRITEV, *const libc::iovec, len
+);
+rw_op!(
+    /// `IORING_OP_READ_FIXED`: read into registered buffer `buf_index`.
+    ReadFixed, op::READ_FIXED, *mut u8, len, buf_index: u16 => buf_index
+);
+rw_op!(
+    /// `IORING_OP_WRITE_FIXED`: write from registered buffer `buf_index`.
+    WriteFixed, op::WRITE_FIXED, *const u8, len, buf_index: u16 => buf_index
+);
+
+/// `IORING_OP_FSYNC`: sync a file (`DATASYNC` for data only).
+#[derive(Clone, Copy, Debug)]
+pub struct Fsync {
+    fd: Target,
+    flags: FsyncFlags,
+}
+
+impl Fsync {
+    /// The opcode.
+    pub const CODE: u8 = op::FSYNC;
+    /// A full fsync of `fd`.
+    pub fn new(fd: impl Into<Target>) -> Fsync {
+        Fsync { fd: fd.into(), flags: FsyncFlags::default() }
+    }
+    /// Sets the flags.
+    pub fn flags(mut self, flags: FsyncFlags) -> Fsync {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = with_target(Entry::new(Self::CODE), self.fd);
+        e.0.__bindgen_anon_3.fsync_flags = self.flags.0;
+        e
+    }
+}

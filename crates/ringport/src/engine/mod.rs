@@ -1,0 +1,193 @@
+//! The engine: the kernel's side of io_uring, run inside the program's process.
+//!
+//! The life of an SQE (see `docs/ARCHITECTURE.md`) is one path through these
+//! modules:
+//!
+//! 1. [`submit`]: *fetch* — copy the SQE out of shared memory once;
+//! 2. [`opdef`]: *prep* — validate it into a [`opdef::Req`] using the opcode table;
+//! 3. [`submit`]: *issue* — try it non-blocking inline; on EAGAIN, or if the op
+//!    may block, punt it to the worker pool ([`wq`]);
+//! 4. [`complete`]: *post* — write the CQE, or queue it on the overflow backlog.
+
+pub(crate) mod complete;
+pub(crate) mod enter;
+pub(crate) mod opdef;
+pub(crate) mod ops;
+pub(crate) mod register;
+pub(crate) mod registry;
+pub(crate) mod ring;
+pub(crate) mod setup;
+pub(crate) mod submit;
+pub(crate) mod uaccess;
+pub(crate) mod wait;
+pub(crate) mod wq;
+
+use crate::abi::io_uring_sqe;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Mutex, RwLock};
+
+/// A positive errno value, as the kernel would return it negated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The calling thread's current `errno`.
+    pub fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    }
+    /// The value as a negative syscall-style result.
+    pub fn neg(self) -> i32 {
+        -self.0
+    }
+}
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> Self {
+        std::io::Error::from_raw_os_error(e.0)
+    }
+}
+
+/// A private copy of one SQE, taken from shared memory exactly once.
+/// Accessors read the kernel struct's fields (unions included) by name.
+#[derive(Clone, Copy)]
+pub(crate) struct Sqe([u64; 8]);
+
+impl Sqe {
+    #[inline]
+    fn raw(&self) -> &io_uring_sqe {
+        // SAFETY: io_uring_sqe is a 64-byte repr(C) struct of plain integers
+        // (asserted in abi.rs); any bit pattern is valid and the array is
+        // 8-aligned, which covers every field's alignment.
+        unsafe { &*(self.0.as_ptr() as *const io_uring_sqe) }
+    }
+    #[inline]
+    pub fn opcode(&self) -> u8 {
+        self.raw().opcode
+    }
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.raw().flags
+    }
+    #[inline]
+    pub fn ioprio(&self) -> u16 {
+        self.raw().ioprio
+    }
+    #[inline]
+    pub fn fd(&self) -> i32 {
+        self.raw().fd
+    }
+    #[inline]
+    pub fn off(&self) -> u64 {
+        // SAFETY: every variant of this union is a plain integer.
+        unsafe { self.raw().__bindgen_anon_1.off }
+    }
+    #[inline]
+    pub fn addr(&self) -> u64 {
+        // SAFETY: every variant of this union is a plain integer.
+        unsafe { self.raw().__bindgen_anon_2.addr }
+    }
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.raw().len
+    }
+    /// The per-op flags word (`rw_flags`, `fsync_flags`, `nop_flags`, ...).
+    #[inline]
+    pub fn op_flags(&self) -> u32 {
+        // SAFETY: every variant of this union is a plain integer.
+        unsafe { self.raw().__bindgen_anon_3.rw_flags }
+    }
+    #[inline]
+    pub fn user_data(&self) -> u64 {
+        self.raw().user_data
+    }
+    #[inline]
+    pub fn buf_index(&self) -> u16 {
+        // SAFETY: every variant of this (packed) union is a u16; read by value.
+        unsafe { core::ptr::read_unaligned(core::ptr::addr_of!(self.raw().__bindgen_anon_4.buf_index)) }
+    }
+    #[inline]
+    pub fn personality(&self) -> u16 {
+        self.raw().personality
+    }
+    /// `splice_fd_in` / `file_index` / `optlen`.
+    #[inline]
+    pub fn file_index(&self) -> u32 {
+        // SAFETY: every variant of this union is a plain integer.
+        unsafe { self.raw().__bindgen_anon_5.file_index }
+    }
+    /// The last u64 of the SQE (`__pad2[0]` / `attr_type_mask`).
+    #[inline]
+    pub fn pad2(&self) -> u64 {
+        self.0[7]
+    }
+}
+
+/// One completion, before it reaches the ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Cqe {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
+    /// The extra 16 bytes of a CQE32 ring.
+    pub big: [u64; 2],
+}
+
+impl Cqe {
+    pub fn new(user_data: u64, res: i32, flags: u32) -> Cqe {
+        Cqe { user_data, res, flags, big: [0; 2] }
+    }
+}
+
+/// One io_uring instance.
+pub(crate) struct Ctx {
+    pub rings: ring::Rings,
+    /// The `IORING_SETUP_*` flags it was created with.
+    pub flags: u32,
+    /// Identity of the ring's memfd (st_dev, st_ino): how an fd is recognised.
+    pub ident: (u64, u64),
+    /// The submission side, serialised like the kernel's `uring_lock`.
+    pub submit: Mutex<submit::SubmitState>,
+    /// The completion side (`completion_lock`).
+    pub cq: Mutex<complete::CqState>,
+    /// Futex word bumped whenever CQEs are posted while someone waits.
+    pub cq_seq: AtomicU32,
+    /// Number of threads sleeping (or about to sleep) in a CQ wait.
+    pub waiters: AtomicU32,
+    /// Registered files and buffers.
+    pub rsrc: RwLock<register::Resources>,
+    /// Registered eventfd, if any.
+    pub evfd: RwLock<Option<register::EventFd>>,
+    /// Fast check for `evfd`.
+    pub has_evfd: AtomicBool,
+    /// Set once the ring's fd is closed: no new submissions.
+    pub closed: AtomicBool,
+    /// Threads in a sigmask wait (they sleep in `ppoll` on `sig_evfd`).
+    pub sig_waiters: AtomicU32,
+    /// Eventfd that wakes sigmask waiters, made on first use.
+    pub sig_evfd: std::sync::OnceLock<std::os::fd::OwnedFd>,
+}
+
+impl Ctx {
+    /// The eventfd that wakes sigmask waiters, created on first use.
+    pub fn sig_eventfd(&self) -> Result<i32, Errno> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        if let Some(fd) = self.sig_evfd.get() {
+            return Ok(fd.as_raw_fd());
+        }
+        // SAFETY: plain syscall; the result is checked.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: raw is a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let _ = self.sig_evfd.set(fd);
+        Ok(self.sig_evfd.get().map(|f| f.as_raw_fd()).unwrap_or(raw))
+    }
+
+    /// True when `flag` (an `IORING_SETUP_*` bit) was given at setup.
+    #[inline]
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+}

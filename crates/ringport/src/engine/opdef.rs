@@ -1,0 +1,214 @@
+//! The opcode table: one entry per opcode, with its prep, its issue and its
+//! properties, like the kernel's `io_issue_defs` (io_uring/opdef.c).
+//!
+//! `init_req` is the kernel's `io_init_req`: the checks every SQE goes
+//! through before its op's own prep, in the kernel's order and with its
+//! errors. An error here is a *prep failure*: the SQE still counts as
+//! submitted and gets an error CQE, and submission stops after it (unless
+//! `IORING_SETUP_SUBMIT_ALL`).
+
+use super::ops::{fs, nop, rw};
+use super::{Ctx, Errno, Sqe};
+use crate::abi::{self, op};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// The file a request works on, resolved at issue time.
+pub(crate) enum File {
+    /// Not resolved yet, or the op needs none.
+    None,
+    /// A plain fd of the program's.
+    Raw(i32),
+    /// A registered file; the Arc keeps it open while the request runs.
+    Fixed(Arc<OwnedFd>),
+}
+
+impl File {
+    /// The fd to hand to a syscall (-1 when there is none).
+    #[inline]
+    pub fn raw(&self) -> i32 {
+        match self {
+            File::None => -1,
+            File::Raw(fd) => *fd,
+            File::Fixed(f) => f.as_raw_fd(),
+        }
+    }
+}
+
+/// Per-op state decoded at prep time (the kernel's `io_kiocb` cmd area).
+pub(crate) enum OpData {
+    Nop(nop::Nop),
+    Rw(rw::Rw),
+    Fsync(fs::Fsync),
+}
+
+/// One request: a validated SQE, owned by the engine from prep to post.
+pub(crate) struct Req {
+    pub opcode: u8,
+    pub sqe_flags: u8,
+    pub user_data: u64,
+    /// `sqe->fd`: an fd, or a registered-file index with IOSQE_FIXED_FILE.
+    pub fd: i32,
+    pub file: File,
+    pub data: OpData,
+}
+
+/// How an issue attempt may behave.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mode {
+    /// Inline in the submitter: must not block (RWF_NOWAIT and friends).
+    NonBlock,
+    /// In a worker thread: may block.
+    Block,
+}
+
+/// The outcome of one issue attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Issue {
+    /// Finished with this CQE result and flags.
+    Done(i32, u32),
+    /// Would block: hand it to a worker.
+    Punt,
+}
+
+/// One opcode's entry.
+pub(crate) struct OpDef {
+    /// The kernel's name for it.
+    pub name: &'static str,
+    /// `sqe->fd` names a file the op works on (resolved before issue).
+    pub needs_file: bool,
+    /// `sqe->ioprio` is meaningful; otherwise it must be zero.
+    pub ioprio: bool,
+    /// IOSQE_BUFFER_SELECT is allowed.
+    pub buffer_select: bool,
+    /// The file can be polled for readiness (pipes, sockets): on EAGAIN
+    /// it should wait for readiness instead of occupying a worker. Read by
+    /// the poll reactor, which is not built yet (see ARCHITECTURE.md).
+    #[allow(dead_code)]
+    pub pollable: bool,
+    /// The op may block however it is issued: always run by a worker.
+    pub may_block: bool,
+    /// Validates the SQE into per-op data.
+    pub prep: fn(&Ctx, &Sqe) -> Result<OpData, Errno>,
+    /// Runs the op.
+    pub issue: fn(&Ctx, &mut Req, Mode) -> Issue,
+}
+
+const fn def(
+    name: &'static str,
+    needs_file: bool,
+    ioprio: bool,
+    pollable: bool,
+    may_block: bool,
+    prep: fn(&Ctx, &Sqe) -> Result<OpData, Errno>,
+    issue: fn(&Ctx, &mut Req, Mode) -> Issue,
+) -> Option<OpDef> {
+    Some(OpDef { name, needs_file, ioprio, buffer_select: false, pollable, may_block, prep, issue })
+}
+
+const fn table() -> [Option<OpDef>; op::LAST as usize] {
+    let mut t = [const { None }; op::LAST as usize];
+    t[op::NOP as usize] = def("NOP", false, false, false, false, nop::prep, nop::issue);
+    t[op::READV as usize] = def("READV", true, true, true, false, rw::prep_readv, rw::issue_read);
+    t[op::WRITEV as usize] = def("WRITEV", true, true, true, false, rw::prep_writev, rw::issue_write);
+    t[op::FSYNC as usize] = def("FSYNC", true, false, false, true, fs::prep_fsync, fs::issue_fsync);
+    t[op::READ_FIXED as usize] = def("READ_FIXED", true, true, true, false, rw::prep_read_fixed, rw::issue_read);
+    t[op::WRITE_FIXED as usize] =
+        def("WRITE_FIXED", true, true, true, false, rw::prep_write_fixed, rw::issue_write);
+    t[op::READ as usize] = def("READ", true, true, true, false, rw::prep_read, rw::issue_read);
+    t[op::WRITE as usize] = def("WRITE", true, true, true, false, rw::prep_write, rw::issue_write);
+    t
+}
+
+/// The table itself, indexed by opcode.
+pub(crate) static OPS: [Option<OpDef>; op::LAST as usize] = table();
+
+/// The kernel's name of `opcode`, if ringport implements it.
+pub(crate) fn name(opcode: u8) -> Option<&'static str> {
+    lookup(opcode).map(|d| d.name)
+}
+
+/// The entry for `opcode`, if ringport implements it.
+#[inline]
+pub(crate) fn lookup(opcode: u8) -> Option<&'static OpDef> {
+    OPS.get(opcode as usize).and_then(|d| d.as_ref())
+}
+
+/// SQE flags whose semantics ringport does not have yet. Rejected with EINVAL
+/// rather than accepted and ignored.
+const UNSUPPORTED_SQE_FLAGS: u8 = abi::IOSQE_IO_DRAIN | abi::IOSQE_IO_LINK | abi::IOSQE_IO_HARDLINK;
+
+/// The kernel's `io_init_req`: common checks, then the op's prep.
+/// On error the caller posts `-errno` with the SQE's user_data.
+pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
+    let opcode = sqe.opcode();
+    let flags = sqe.flags();
+    if opcode >= op::LAST {
+        return Err(Errno(libc::EINVAL));
+    }
+    if flags & !abi::IOSQE_ALL != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let Some(def) = lookup(opcode) else {
+        return Err(Errno(libc::EOPNOTSUPP));
+    };
+    if flags & abi::IOSQE_BUFFER_SELECT != 0 && !def.buffer_select {
+        return Err(Errno(libc::EOPNOTSUPP));
+    }
+    if flags & UNSUPPORTED_SQE_FLAGS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if !def.ioprio && sqe.ioprio() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    // No personalities can be registered, so any id is unknown.
+    if sqe.personality() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let data = (def.prep)(ctx, sqe)?;
+    Ok(Req { opcode, sqe_flags: flags, user_data: sqe.user_data(), fd: sqe.fd(), file: File::None, data })
+}
+
+/// Resolves `req.fd` (a registered index with IOSQE_FIXED_FILE) to a file.
+pub(crate) fn assign_file(ctx: &Ctx, req: &mut Req) -> Result<(), Errno> {
+    if !matches!(req.file, File::None) {
+        return Ok(());
+    }
+    if req.sqe_flags & abi::IOSQE_FIXED_FILE != 0 {
+        let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
+        let slot = usize::try_from(req.fd).ok().and_then(|i| rsrc.files.get(i)).and_then(|f| f.clone());
+        match slot {
+            Some(f) => req.file = File::Fixed(f),
+            None => return Err(Errno(libc::EBADF)),
+        }
+    } else {
+        if req.fd < 0 {
+            return Err(Errno(libc::EBADF));
+        }
+        req.file = File::Raw(req.fd);
+    }
+    Ok(())
+}
+
+/// Issues `req` once in `mode`: file resolution, then the op's issue.
+pub(crate) fn issue(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
+    let Some(def) = lookup(req.opcode) else {
+        return Issue::Done(-libc::EOPNOTSUPP, 0);
+    };
+    if def.needs_file {
+        if let Err(e) = assign_file(ctx, req) {
+            return Issue::Done(e.neg(), 0);
+        }
+    }
+    (def.issue)(ctx, req, mode)
+}
+
+/// True when `res` counts as a failure for `req` (the kernel's REQ_F_FAIL):
+/// an error, or a short read/write. A failed request always posts its CQE,
+/// even with IOSQE_CQE_SKIP_SUCCESS.
+pub(crate) fn failed(req: &Req, res: i32) -> bool {
+    match &req.data {
+        OpData::Rw(rw) => res < 0 || res as u64 != rw.total,
+        _ => res < 0,
+    }
+}

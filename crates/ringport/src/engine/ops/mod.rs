@@ -1,0 +1,5 @@
+//! One module per op family, like the kernel's `io_uring/` directory.
+
+pub(crate) mod fs;
+pub(crate) mod nop;
+pub(crate) mod rw;

@@ -1,0 +1,252 @@
+//! Reads and writes: READ, WRITE, READV, WRITEV, READ_FIXED, WRITE_FIXED
+//! (the kernel's io_uring/rw.c).
+//!
+//! Issue follows the kernel: first a non-blocking attempt inline
+//! (`preadv2`/`pwritev2` with `RWF_NOWAIT`); on EAGAIN the request is punted
+//! to a worker, which issues it blocking. A short non-blocking transfer on a
+//! regular file or block device is not final: the worker finishes the rest
+//! and the CQE carries the total, as the kernel's `need_complete_io` retry
+//! does. If the program itself passed `RWF_NOWAIT`, the first answer is final.
+//! An offset of -1 uses and advances the file position (FEAT_RW_CUR_POS); on a
+//! stream (pipe, socket) the offset is ignored, as on the kernel.
+
+use crate::abi;
+use crate::engine::opdef::{Issue, Mode, OpData, Req};
+use crate::engine::{uaccess, Ctx, Errno, Sqe};
+
+/// Highest user address + 1 (x86_64 and aarch64 with 48-bit VAs): the
+/// kernel's `access_ok` bound. Buffers beyond it fail at prep with EFAULT.
+const TASK_SIZE: u64 = (1 << 47) - 4096;
+/// The kernel's `MAX_RW_COUNT`: one transfer is clamped to this.
+const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !4095;
+
+/// A prepared read or write.
+pub(crate) struct Rw {
+    addr: u64,
+    len: u32,
+    /// `sqe->off`; `u64::MAX` (-1) means the file position.
+    off: u64,
+    rw_flags: i32,
+    /// For READ_FIXED/WRITE_FIXED: the registered buffer index.
+    fixed: Option<u16>,
+    /// For READV/WRITEV: the iovecs, copied at prep (FEAT_SUBMIT_STABLE).
+    iov: Vec<libc::iovec>,
+    /// Bytes asked for.
+    pub total: u64,
+    /// Bytes already transferred by earlier (non-blocking) attempts.
+    done: u64,
+}
+
+// SAFETY: the iovec pointers are program addresses that are only ever
+// handed to syscalls, never dereferenced here; moving them between
+// threads is what the kernel's io-wq does too.
+unsafe impl Send for Rw {}
+
+fn access_ok(addr: u64, len: u64) -> bool {
+    let len = len.min(MAX_RW_COUNT);
+    addr.checked_add(len).is_some_and(|end| end <= TASK_SIZE)
+}
+
+/// The kernel's `ioprio_check_cap`.
+fn check_ioprio(ioprio: u16) -> Result<(), Errno> {
+    let class = ioprio >> 13;
+    let level = ioprio & 7;
+    match class {
+        0 if level != 0 => Err(Errno(libc::EINVAL)),
+        // SAFETY: geteuid has no preconditions.
+        1 if unsafe { libc::geteuid() } != 0 => Err(Errno(libc::EPERM)),
+        0..=3 => Ok(()),
+        _ => Err(Errno(libc::EINVAL)),
+    }
+}
+
+fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
+    check_ioprio(sqe.ioprio())?;
+    // attr_type_mask: only PI is defined, and ringport has no PI support.
+    if sqe.pad2() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok(Rw {
+        addr: sqe.addr(),
+        len: sqe.len(),
+        off: sqe.off(),
+        rw_flags: sqe.op_flags() as i32,
+        fixed: None,
+        iov: Vec::new(),
+        total: sqe.len() as u64,
+        done: 0,
+    })
+}
+
+fn prep_single(sqe: &Sqe) -> Result<OpData, Errno> {
+    let rw = prep_common(sqe)?;
+    if !access_ok(rw.addr, rw.len as u64) {
+        return Err(Errno(libc::EFAULT));
+    }
+    Ok(OpData::Rw(rw))
+}
+
+fn prep_vectored(sqe: &Sqe) -> Result<OpData, Errno> {
+    let mut rw = prep_common(sqe)?;
+    if rw.len > abi::UIO_MAXIOV {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: iovec is plain data.
+    let mut iov: Vec<libc::iovec> = unsafe { uaccess::read_pod_vec(rw.addr, rw.len as usize)? };
+    let mut total = 0u64;
+    for v in iov.iter_mut() {
+        let len = v.iov_len as u64;
+        if len > isize::MAX as u64 || !access_ok(v.iov_base as u64, len) {
+            return Err(Errno(if len > isize::MAX as u64 { libc::EINVAL } else { libc::EFAULT }));
+        }
+        // Clamp the total to MAX_RW_COUNT as import_iovec does.
+        let room = MAX_RW_COUNT - total;
+        if len > room {
+            v.iov_len = room as usize;
+        }
+        total += v.iov_len as u64;
+    }
+    rw.total = total;
+    rw.iov = iov;
+    Ok(OpData::Rw(rw))
+}
+
+fn prep_fixed(sqe: &Sqe) -> Result<OpData, Errno> {
+    let mut rw = prep_common(sqe)?;
+    rw.fixed = Some(sqe.buf_index());
+    Ok(OpData::Rw(rw))
+}
+
+pub(crate) fn prep_read(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    prep_single(sqe)
+}
+pub(crate) fn prep_write(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    prep_single(sqe)
+}
+pub(crate) fn prep_readv(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    prep_vectored(sqe)
+}
+pub(crate) fn prep_writev(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    prep_vectored(sqe)
+}
+pub(crate) fn prep_read_fixed(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    prep_fixed(sqe)
+}
+pub(crate) fn prep_write_fixed(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    prep_fixed(sqe)
+}
+
+pub(crate) fn issue_read(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
+    issue_rw(ctx, req, mode, false)
+}
+pub(crate) fn issue_write(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
+    issue_rw(ctx, req, mode, true)
+}
+
+/// The kernel's `io_import_reg_buf`: the range must lie inside buffer `index`.
+fn check_fixed(ctx: &Ctx, index: u16, addr: u64, len: u32) -> Result<(), Errno> {
+    let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
+    let buf = rsrc.bufs.get(index as usize).and_then(|b| b.as_ref()).ok_or(Errno(libc::EFAULT))?;
+    let end = addr.checked_add(len as u64).ok_or(Errno(libc::EFAULT))?;
+    if addr < buf.addr || end > buf.addr + buf.len {
+        return Err(Errno(libc::EFAULT));
+    }
+    Ok(())
+}
+
+/// The iovecs still to transfer after `done` bytes.
+fn remaining(rw: &Rw) -> Vec<libc::iovec> {
+    if rw.iov.is_empty() {
+        let skip = rw.done.min(rw.len as u64);
+        return vec![libc::iovec {
+            iov_base: (rw.addr + skip) as usize as *mut libc::c_void,
+            iov_len: (rw.len as u64 - skip).min(MAX_RW_COUNT) as usize,
+        }];
+    }
+    let mut skip = rw.done;
+    let mut out = Vec::with_capacity(rw.iov.len());
+    for v in &rw.iov {
+        let l = v.iov_len as u64;
+        if skip >= l {
+            skip -= l;
+            continue;
+        }
+        out.push(libc::iovec {
+            iov_base: (v.iov_base as u64 + skip) as usize as *mut libc::c_void,
+            iov_len: (l - skip) as usize,
+        });
+        skip = 0;
+    }
+    out
+}
+
+/// True for files whose short transfers the kernel completes (regular files
+/// and block devices).
+fn completes_short(fd: i32) -> bool {
+    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a valid out-pointer.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstat succeeded and filled st.
+    let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
+    mode == libc::S_IFREG || mode == libc::S_IFBLK
+}
+
+fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
+    let fd = req.file.raw();
+    let OpData::Rw(rw) = &mut req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    if let Some(index) = rw.fixed {
+        if let Err(e) = check_fixed(ctx, index, rw.addr, rw.len) {
+            return Issue::Done(e.neg(), 0);
+        }
+    }
+    let user_nowait = rw.rw_flags & libc::RWF_NOWAIT != 0;
+    let nonblock = mode == Mode::NonBlock && !user_nowait;
+    let flags = rw.rw_flags | if nonblock { libc::RWF_NOWAIT } else { 0 };
+    let single;
+    let owned;
+    let iov: &[libc::iovec] = if rw.done == 0 && !rw.iov.is_empty() {
+        &rw.iov
+    } else if rw.done == 0 {
+        single = [libc::iovec {
+            iov_base: rw.addr as usize as *mut libc::c_void,
+            iov_len: (rw.len as u64).min(MAX_RW_COUNT) as usize,
+        }];
+        &single
+    } else {
+        owned = remaining(rw);
+        &owned
+    };
+    let mut off: i64 = if rw.off == u64::MAX { -1 } else { rw.off.wrapping_add(rw.done) as i64 };
+    let n = loop {
+        // SAFETY: the iovecs point at program memory; the kernel checks
+        // every address and answers EFAULT for bad ones.
+        let n = unsafe {
+            if write {
+                libc::pwritev2(fd, iov.as_ptr(), iov.len() as i32, off, flags)
+            } else {
+                libc::preadv2(fd, iov.as_ptr(), iov.len() as i32, off, flags)
+            }
+        };
+        if n < 0 && off != -1 && Errno::last().0 == libc::ESPIPE {
+            // A stream: the kernel ignores the offset.
+            off = -1;
+            continue;
+        }
+        break n;
+    };
+    if n < 0 {
+        let e = Errno::last();
+        if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
+            return Issue::Punt;
+        }
+        let res = if rw.done > 0 { rw.done as i32 } else { e.neg() };
+        return Issue::Done(res, 0);
+    }
+    rw.done += n as u64;
+    if nonblock && n > 0 && rw.done < rw.total && completes_short(fd) {
+        return Issue::Punt;
+    }
+    Issue::Done(rw.done as i32, 0)
+}

@@ -1,0 +1,296 @@
+//! `io_uring_register`: files, buffers, eventfd, probe (io_uring/register.c,
+//! rsrc.c, filetable.c, eventfd.c).
+//!
+//! Where the kernel takes a reference on a `struct file`, ringport keeps a
+//! private duplicate of the fd (placed high in the fd table, close-on-exec),
+//! so the program may close its own fd and the registered one stays valid.
+//! Registered buffers are checked to be mapped at registration; the kernel
+//! pins them, ringport cannot, so a program that unmaps a registered buffer
+//! gets EFAULT from later I/O instead of the pinned pages.
+
+use super::{opdef, registry, uaccess, Ctx, Errno};
+use crate::abi::{self, reg};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// One registered buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Buf {
+    pub addr: u64,
+    pub len: u64,
+}
+
+/// Registered files and buffers. An empty vector means "none registered"
+/// (the kernel refuses to register zero entries, so the two cannot mix).
+#[derive(Default)]
+pub(crate) struct Resources {
+    pub files: Vec<Option<Arc<OwnedFd>>>,
+    pub bufs: Vec<Option<Buf>>,
+}
+
+/// A registered eventfd.
+pub(crate) struct EventFd {
+    fd: OwnedFd,
+    /// IORING_REGISTER_EVENTFD_ASYNC: signal only for async completions.
+    pub async_only: bool,
+}
+
+impl EventFd {
+    /// Adds one to the eventfd's counter.
+    pub fn signal(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a live u64 to an fd we own.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+fn nofile_limit() -> u64 {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: rl is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return 1024;
+    }
+    rl.rlim_cur
+}
+
+/// Duplicates `fd` close-on-exec, high in the fd table so that the program's
+/// own low fd numbers are left as the kernel would leave them.
+pub(crate) fn dup_private(fd: i32) -> Result<OwnedFd, Errno> {
+    let limit = nofile_limit().min(i32::MAX as u64) as i32;
+    let floor = (limit / 2).max(limit - 4096).max(0);
+    // SAFETY: F_DUPFD_CLOEXEC only creates a new fd.
+    let mut new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+    if new < 0 && Errno::last().0 != libc::EBADF {
+        // SAFETY: as above.
+        new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    }
+    if new < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: new is a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn fd_link(fd: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Takes a reference to a program fd for the file table: EBADF for a bad fd
+/// or for an io_uring instance (rings may not be registered in rings).
+fn take_file(fd: i32) -> Result<Arc<OwnedFd>, Errno> {
+    if fd < 0 {
+        return Err(Errno(libc::EBADF));
+    }
+    if registry::is_ring(fd) || fd_link(fd).is_some_and(|l| l == "anon_inode:[io_uring]") {
+        return Err(Errno(libc::EBADF));
+    }
+    Ok(Arc::new(dup_private(fd)?))
+}
+
+fn files_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
+    let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+    if !rsrc.files.is_empty() {
+        return Err(Errno(libc::EBUSY));
+    }
+    if nr == 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if nr > abi::MAX_FIXED_FILES || nr as u64 > nofile_limit() {
+        return Err(Errno(libc::EMFILE));
+    }
+    // SAFETY: i32 is plain data.
+    let fds: Vec<i32> = unsafe { uaccess::read_pod_vec(arg, nr as usize)? };
+    let mut table = Vec::with_capacity(nr as usize);
+    for fd in fds {
+        table.push(if fd == -1 { None } else { Some(take_file(fd)?) });
+    }
+    rsrc.files = table;
+    Ok(0)
+}
+
+fn files_update(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
+    if nr == 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: io_uring_files_update is plain data.
+    let up: abi::io_uring_files_update = unsafe { uaccess::read_pod(arg)? };
+    if up.resv != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+    if rsrc.files.is_empty() {
+        return Err(Errno(libc::ENXIO));
+    }
+    let end = up.offset.checked_add(nr).ok_or(Errno(libc::EOVERFLOW))?;
+    if end as usize > rsrc.files.len() {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut done = 0u32;
+    let mut err = None;
+    while done < nr {
+        // SAFETY: i32 is plain data.
+        let fd: i32 = match unsafe { uaccess::read_pod(up.fds + done as u64 * 4) } {
+            Ok(fd) => fd,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        };
+        if fd != abi::IORING_REGISTER_FILES_SKIP {
+            let slot = (up.offset + done) as usize;
+            rsrc.files[slot] = None;
+            if fd != -1 {
+                match take_file(fd) {
+                    Ok(f) => rsrc.files[slot] = Some(f),
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        done += 1;
+    }
+    match (done, err) {
+        (0, Some(e)) => Err(e),
+        (d, _) => Ok(d as i32),
+    }
+}
+
+fn buffers_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
+    let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+    if !rsrc.bufs.is_empty() {
+        return Err(Errno(libc::EBUSY));
+    }
+    if nr == 0 || nr > abi::MAX_REG_BUFFERS {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: iovec is plain data.
+    let iovs: Vec<libc::iovec> = unsafe { uaccess::read_pod_vec(arg, nr as usize)? };
+    let mut table = Vec::with_capacity(nr as usize);
+    for v in iovs {
+        let (base, len) = (v.iov_base as u64, v.iov_len as u64);
+        if base == 0 {
+            if len != 0 {
+                return Err(Errno(libc::EFAULT));
+            }
+            table.push(None);
+            continue;
+        }
+        if len > abi::MAX_REG_BUFFER_LEN {
+            return Err(Errno(libc::EFAULT));
+        }
+        if base.checked_add(len + 4095).is_none() {
+            return Err(Errno(libc::EOVERFLOW));
+        }
+        if len == 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        if !uaccess::is_mapped(base, len) {
+            return Err(Errno(libc::EFAULT));
+        }
+        table.push(Some(Buf { addr: base, len }));
+    }
+    rsrc.bufs = table;
+    Ok(0)
+}
+
+fn eventfd_register(ctx: &Ctx, arg: u64, async_only: bool) -> Result<i32, Errno> {
+    let mut slot = ctx.evfd.write().unwrap_or_else(|e| e.into_inner());
+    if slot.is_some() {
+        return Err(Errno(libc::EBUSY));
+    }
+    // SAFETY: i32 is plain data.
+    let fd: i32 = unsafe { uaccess::read_pod(arg)? };
+    // SAFETY: F_GETFD only inspects the fd table.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(Errno(libc::EBADF));
+    }
+    if fd_link(fd).as_deref() != Some("anon_inode:[eventfd]") {
+        return Err(Errno(libc::EINVAL));
+    }
+    *slot = Some(EventFd { fd: dup_private(fd)?, async_only });
+    ctx.has_evfd.store(true, Ordering::Release);
+    Ok(0)
+}
+
+fn probe(arg: u64, nr: u32) -> Result<i32, Errno> {
+    if arg == 0 || nr > 256 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let nr = nr.min(abi::op::LAST as u32) as usize;
+    let hdr = core::mem::size_of::<abi::io_uring_probe>();
+    let opsz = core::mem::size_of::<abi::io_uring_probe_op>();
+    let mut buf = vec![0u8; hdr + nr * opsz];
+    uaccess::copy_in(&mut buf, arg)?;
+    if buf.iter().any(|&b| b != 0) {
+        return Err(Errno(libc::EINVAL));
+    }
+    buf[0] = abi::op::LAST - 1; // last_op
+    buf[1] = nr as u8; // ops_len
+    for i in 0..nr {
+        let o = hdr + i * opsz;
+        buf[o] = i as u8;
+        if opdef::lookup(i as u8).is_some() {
+            buf[o + 2..o + 4].copy_from_slice(&(abi::IO_URING_OP_SUPPORTED as u16).to_ne_bytes());
+        }
+    }
+    uaccess::copy_out(arg, &buf)?;
+    Ok(0)
+}
+
+/// Runs one register opcode (already stripped of USE_REGISTERED_RING).
+pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result<i32, Errno> {
+    let no_args = || if arg != 0 || nr != 0 { Err(Errno(libc::EINVAL)) } else { Ok(()) };
+    match opcode {
+        reg::BUFFERS => {
+            if arg == 0 {
+                return Err(Errno(libc::EFAULT));
+            }
+            buffers_register(ctx, arg, nr)
+        }
+        reg::UNREGISTER_BUFFERS => {
+            no_args()?;
+            let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+            if rsrc.bufs.is_empty() {
+                return Err(Errno(libc::ENXIO));
+            }
+            rsrc.bufs.clear();
+            Ok(0)
+        }
+        reg::FILES => {
+            if arg == 0 {
+                return Err(Errno(libc::EFAULT));
+            }
+            files_register(ctx, arg, nr)
+        }
+        reg::UNREGISTER_FILES => {
+            no_args()?;
+            let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+            if rsrc.files.is_empty() {
+                return Err(Errno(libc::ENXIO));
+            }
+            rsrc.files.clear();
+            Ok(0)
+        }
+        reg::FILES_UPDATE => files_update(ctx, arg, nr),
+        reg::EVENTFD | reg::EVENTFD_ASYNC => {
+            if nr != 1 {
+                return Err(Errno(libc::EINVAL));
+            }
+            eventfd_register(ctx, arg, opcode == reg::EVENTFD_ASYNC)
+        }
+        reg::UNREGISTER_EVENTFD => {
+            no_args()?;
+            let mut slot = ctx.evfd.write().unwrap_or_else(|e| e.into_inner());
+            if slot.take().is_none() {
+                return Err(Errno(libc::ENXIO));
+            }
+            ctx.has_evfd.store(false, Ordering::Release);
+            Ok(0)
+        }
+        reg::PROBE => probe(arg, nr),
+        _ => Err(Errno(libc::EINVAL)),
+    }
+}

@@ -1,0 +1,173 @@
+//! `io_uring_setup`: parameter validation and ring creation
+//! (the kernel's `io_uring_create`, `io_uring_sanitise_params`,
+//! `io_uring_fill_params`).
+
+use super::ring::{Geometry, RingFile, Rings};
+use super::{registry, uaccess, Ctx, Errno};
+use crate::abi::{self, io_uring_params};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Every setup flag this ABI defines; others are EINVAL, as on the kernel.
+const KNOWN_FLAGS: u32 = abi::IORING_SETUP_IOPOLL
+    | abi::IORING_SETUP_SQPOLL
+    | abi::IORING_SETUP_SQ_AFF
+    | abi::IORING_SETUP_CQSIZE
+    | abi::IORING_SETUP_CLAMP
+    | abi::IORING_SETUP_ATTACH_WQ
+    | abi::IORING_SETUP_R_DISABLED
+    | abi::IORING_SETUP_SUBMIT_ALL
+    | abi::IORING_SETUP_COOP_TASKRUN
+    | abi::IORING_SETUP_TASKRUN_FLAG
+    | abi::IORING_SETUP_SQE128
+    | abi::IORING_SETUP_CQE32
+    | abi::IORING_SETUP_SINGLE_ISSUER
+    | abi::IORING_SETUP_DEFER_TASKRUN
+    | abi::IORING_SETUP_NO_MMAP
+    | abi::IORING_SETUP_REGISTERED_FD_ONLY
+    | abi::IORING_SETUP_NO_SQARRAY
+    | abi::IORING_SETUP_HYBRID_IOPOLL;
+
+/// Flags whose behaviour ringport has. The rest of KNOWN_FLAGS (SQPOLL,
+/// IOPOLL, DEFER_TASKRUN, R_DISABLED, ATTACH_WQ, REGISTERED_FD_ONLY) are
+/// refused with EINVAL until the engine implements them.
+pub(crate) const SUPPORTED_FLAGS: u32 = abi::IORING_SETUP_CQSIZE
+    | abi::IORING_SETUP_CLAMP
+    | abi::IORING_SETUP_SUBMIT_ALL
+    | abi::IORING_SETUP_COOP_TASKRUN
+    | abi::IORING_SETUP_TASKRUN_FLAG
+    | abi::IORING_SETUP_SQE128
+    | abi::IORING_SETUP_CQE32
+    | abi::IORING_SETUP_SINGLE_ISSUER
+    | abi::IORING_SETUP_NO_MMAP
+    | abi::IORING_SETUP_NO_SQARRAY;
+
+/// The feature bits whose behaviour ringport really has.
+pub(crate) const FEATURES: u32 = abi::IORING_FEAT_NODROP
+    | abi::IORING_FEAT_SUBMIT_STABLE
+    | abi::IORING_FEAT_RW_CUR_POS
+    | abi::IORING_FEAT_EXT_ARG
+    | abi::IORING_FEAT_NATIVE_WORKERS
+    | abi::IORING_FEAT_CQE_SKIP;
+
+/// The kernel's parameter checks, in its order. Fills sq/cq entries.
+fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {
+    let inval = Err(Errno(libc::EINVAL));
+    if p.resv.iter().any(|&r| r != 0) || p.flags & !KNOWN_FLAGS != 0 {
+        return inval;
+    }
+    let f = p.flags;
+    let has = |x: u32| f & x != 0;
+    if has(abi::IORING_SETUP_REGISTERED_FD_ONLY) && !has(abi::IORING_SETUP_NO_MMAP) {
+        return inval;
+    }
+    if has(abi::IORING_SETUP_TASKRUN_FLAG)
+        && !has(abi::IORING_SETUP_COOP_TASKRUN | abi::IORING_SETUP_DEFER_TASKRUN)
+    {
+        return inval;
+    }
+    if has(abi::IORING_SETUP_DEFER_TASKRUN) && !has(abi::IORING_SETUP_SINGLE_ISSUER) {
+        return inval;
+    }
+    if has(abi::IORING_SETUP_SQ_AFF) && !has(abi::IORING_SETUP_SQPOLL) {
+        return inval;
+    }
+    if has(abi::IORING_SETUP_HYBRID_IOPOLL) && !has(abi::IORING_SETUP_IOPOLL) {
+        return inval;
+    }
+    if entries == 0 {
+        return inval;
+    }
+    let mut entries = entries;
+    if entries > abi::MAX_ENTRIES {
+        if !has(abi::IORING_SETUP_CLAMP) {
+            return inval;
+        }
+        entries = abi::MAX_ENTRIES;
+    }
+    p.sq_entries = entries.next_power_of_two();
+    if has(abi::IORING_SETUP_CQSIZE) {
+        if p.cq_entries == 0 {
+            return inval;
+        }
+        if p.cq_entries > abi::MAX_CQ_ENTRIES {
+            if !has(abi::IORING_SETUP_CLAMP) {
+                return inval;
+            }
+            p.cq_entries = abi::MAX_CQ_ENTRIES;
+        }
+        p.cq_entries = p.cq_entries.next_power_of_two();
+        if p.cq_entries < p.sq_entries {
+            return inval;
+        }
+    } else {
+        p.cq_entries = 2 * p.sq_entries;
+    }
+    if f & !SUPPORTED_FLAGS != 0 {
+        return inval;
+    }
+    Ok(())
+}
+
+/// Creates a ring from validated-by-us parameters `p` (updated in place,
+/// as the kernel writes them back). Returns the context and the ring fd,
+/// which the caller owns.
+pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>, i32), Errno> {
+    validate(entries, p)?;
+    let geo = Geometry {
+        sq_entries: p.sq_entries,
+        cq_entries: p.cq_entries,
+        sqe_size: if p.flags & abi::IORING_SETUP_SQE128 != 0 { 128 } else { 64 },
+        cqe_size: if p.flags & abi::IORING_SETUP_CQE32 != 0 { 32 } else { 16 },
+        no_sqarray: p.flags & abi::IORING_SETUP_NO_SQARRAY != 0,
+    };
+    let (sq_off, cq_off) = geo.offsets();
+    let (rings, file) = if p.flags & abi::IORING_SETUP_NO_MMAP != 0 {
+        let (rings_addr, sqes_addr) = (p.cq_off.user_addr, p.sq_off.user_addr);
+        for (addr, len) in [(rings_addr, geo.rings_size()), (sqes_addr, geo.sqes_size())] {
+            if addr == 0 || addr % 4096 != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            if !uaccess::is_mapped(addr, len as u64) {
+                return Err(Errno(libc::EFAULT));
+            }
+        }
+        // The fd still has to exist: an empty memfd gives it an identity.
+        let (_, file) = Rings::create_mapped(Geometry { sq_entries: 1, cq_entries: 1, ..geo })?;
+        // SAFETY: both regions were checked to be mapped for their sizes;
+        // with NO_MMAP the program promises to keep them for the ring's life.
+        let rings = unsafe { Rings::from_user(geo, rings_addr as usize as *mut u8, sqes_addr as usize as *mut u8) };
+        (rings, file)
+    } else {
+        Rings::create_mapped(geo)?
+    };
+    let RingFile { fd } = file;
+    let ident = registry::identity(fd.as_raw_fd())?;
+    let ctx = Arc::new(Ctx {
+        rings,
+        flags: p.flags,
+        ident,
+        submit: Mutex::new(Default::default()),
+        cq: Mutex::new(Default::default()),
+        cq_seq: AtomicU32::new(0),
+        waiters: AtomicU32::new(0),
+        rsrc: RwLock::new(Default::default()),
+        evfd: RwLock::new(None),
+        has_evfd: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        sig_waiters: AtomicU32::new(0),
+        sig_evfd: Default::default(),
+    });
+    let user = (p.sq_off.user_addr, p.cq_off.user_addr);
+    p.features = FEATURES;
+    p.sq_off = sq_off;
+    p.cq_off = cq_off;
+    if p.flags & abi::IORING_SETUP_NO_MMAP != 0 {
+        p.sq_off.user_addr = user.0;
+        p.cq_off.user_addr = user.1;
+    }
+    let raw = fd.into_raw_fd();
+    registry::insert(raw, ctx.clone());
+    Ok((ctx, raw))
+}

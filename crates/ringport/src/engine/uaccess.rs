@@ -1,0 +1,148 @@
+//! Fault-safe access to program memory, the engine's `copy_from_user`.
+//!
+//! Pointers that arrive in SQEs or syscall arguments are untrusted: the engine
+//! reads and writes through them only with `process_vm_readv`/`writev` on its
+//! own pid, which the kernel checks page by page and answers with EFAULT
+//! instead of a crash. Buffers that the kernel itself fills (the data of a
+//! read) are handed straight to the syscall, which faults the same way.
+
+use super::Errno;
+
+fn vm_copy(local: *mut u8, remote: u64, len: usize, write: bool) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    if remote == 0 || remote.checked_add(len as u64).is_none() {
+        return Err(Errno(libc::EFAULT));
+    }
+    let l = libc::iovec { iov_base: local.cast(), iov_len: len };
+    let r = libc::iovec { iov_base: remote as usize as *mut libc::c_void, iov_len: len };
+    // SAFETY: the local iovec covers memory the caller owns; the remote one
+    // is checked by the kernel, which returns EFAULT for unmapped pages.
+    let n = unsafe {
+        if write {
+            libc::process_vm_writev(libc::getpid(), &l, 1, &r, 1, 0)
+        } else {
+            libc::process_vm_readv(libc::getpid(), &l, 1, &r, 1, 0)
+        }
+    };
+    if n == len as isize {
+        Ok(())
+    } else if n < 0 && Errno::last().0 != libc::EFAULT {
+        // process_vm_* refused outright (seccomp, ENOSYS): fall back to a
+        // pipe, whose read/write also fault-check the program's memory.
+        pipe_copy(local, remote, len, write)
+    } else {
+        Err(Errno(libc::EFAULT))
+    }
+}
+
+/// Copies through a pipe in chunks: `write` from the source faults with
+/// EFAULT on a bad address, as does `read` into the destination.
+fn pipe_copy(local: *mut u8, remote: u64, len: usize, write_remote: bool) -> Result<(), Errno> {
+    let mut p = [0i32; 2];
+    // SAFETY: p is a valid 2-int array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Errno::last());
+    }
+    let (src, dst) = if write_remote {
+        (local as usize, remote as usize)
+    } else {
+        (remote as usize, local as usize)
+    };
+    let mut done = 0usize;
+    let mut res = Ok(());
+    while done < len {
+        let chunk = (len - done).min(4096);
+        // SAFETY: writing from src+done; the kernel checks the address.
+        let w = unsafe { libc::write(p[1], (src + done) as *const libc::c_void, chunk) };
+        if w <= 0 {
+            res = Err(Errno(libc::EFAULT));
+            break;
+        }
+        // SAFETY: reading into dst+done; the kernel checks the address.
+        let r = unsafe { libc::read(p[0], (dst + done) as *mut libc::c_void, w as usize) };
+        if r != w {
+            res = Err(Errno(libc::EFAULT));
+            break;
+        }
+        done += w as usize;
+    }
+    // SAFETY: closing the two fds we created.
+    unsafe {
+        libc::close(p[0]);
+        libc::close(p[1]);
+    }
+    res
+}
+
+/// Copies `dst.len()` bytes from program address `src`.
+pub(crate) fn copy_in(dst: &mut [u8], src: u64) -> Result<(), Errno> {
+    vm_copy(dst.as_mut_ptr(), src, dst.len(), false)
+}
+
+/// Copies `src` to program address `dst`.
+pub(crate) fn copy_out(dst: u64, src: &[u8]) -> Result<(), Errno> {
+    vm_copy(src.as_ptr() as *mut u8, dst, src.len(), true)
+}
+
+/// Reads one plain-data `T` (every bit pattern valid) from program memory.
+///
+/// # Safety
+/// `T` must be a plain-old-data type: any byte pattern is a valid `T`.
+pub(crate) unsafe fn read_pod<T: Copy>(src: u64) -> Result<T, Errno> {
+    let mut v = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the slice covers exactly the MaybeUninit's storage.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, core::mem::size_of::<T>()) };
+    copy_in(bytes, src)?;
+    // SAFETY: fully initialised by copy_in; T is POD per the contract.
+    Ok(unsafe { v.assume_init() })
+}
+
+/// Reads `n` plain-data `T`s from program memory.
+///
+/// # Safety
+/// As [`read_pod`].
+pub(crate) unsafe fn read_pod_vec<T: Copy>(src: u64, n: usize) -> Result<Vec<T>, Errno> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    let bytes_len = n.checked_mul(core::mem::size_of::<T>()).ok_or(Errno(libc::EFAULT))?;
+    // SAFETY: the capacity covers bytes_len bytes.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, bytes_len) };
+    copy_in(bytes, src)?;
+    // SAFETY: all n elements were initialised by copy_in; T is POD.
+    unsafe { v.set_len(n) };
+    Ok(v)
+}
+
+/// Writes one plain-data `T` to program memory.
+pub(crate) fn write_pod<T: Copy>(dst: u64, v: &T) -> Result<(), Errno> {
+    // SAFETY: viewing a T as its bytes for copying out.
+    let bytes = unsafe { core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>()) };
+    copy_out(dst, bytes)
+}
+
+/// True when `[addr, addr+len)` is entirely mapped (mincore reports ENOMEM
+/// for any hole), without touching the memory.
+pub(crate) fn is_mapped(addr: u64, len: u64) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let page = 4096u64;
+    let start = addr & !(page - 1);
+    let Some(end) = addr.checked_add(len) else { return false };
+    let pages = (end - start).div_ceil(page) as usize;
+    let mut vec = vec![0u8; pages.min(1 << 20)];
+    let mut off = 0usize;
+    while off < pages {
+        let n = (pages - off).min(vec.len());
+        // SAFETY: mincore only reads the mapping table; vec has n bytes.
+        let r = unsafe {
+            libc::mincore((start + off as u64 * page) as usize as *mut libc::c_void, n * page as usize, vec.as_mut_ptr())
+        };
+        if r != 0 {
+            return false;
+        }
+        off += n;
+    }
+    true
+}

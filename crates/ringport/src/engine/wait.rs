@@ -1,0 +1,177 @@
+//! Waiting for completions (`IORING_ENTER_GETEVENTS`), on a futex.
+//!
+//! The kernel's `io_cqring_wait` returns `-EINTR` when a signal handler runs,
+//! whatever `SA_RESTART` says. A futex wait *with a timeout* has the same
+//! property (the kernel turns it into `-ERESTART_RESTARTBLOCK`, which becomes
+//! `EINTR` once a handler has run), so every wait here carries a deadline,
+//! a far one when the caller gave none.
+//!
+//! With a signal mask (`sigmask` in `EXT_ARG`, or the plain sigset argument),
+//! the mask must be swapped in atomically with the sleep, as `ppoll` does;
+//! a futex cannot do that, so those waits sleep in `ppoll` on a per-ring
+//! eventfd that posters write while `Ctx::sig_waiters` is non-zero.
+
+use super::{Ctx, Errno};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// What the waiter was asked for.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WaitArg {
+    /// Absolute CLOCK_MONOTONIC deadline, if any.
+    pub deadline: Option<libc::timespec>,
+    /// Signal mask to install while sleeping, if any.
+    pub sigmask: Option<libc::sigset_t>,
+}
+
+/// Current CLOCK_MONOTONIC time.
+pub(crate) fn now() -> libc::timespec {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts
+}
+
+/// `base + (sec, nsec)`, normalised and saturating.
+pub(crate) fn ts_add(base: libc::timespec, sec: i64, nsec: i64) -> libc::timespec {
+    let mut s = base.tv_sec.saturating_add(sec).saturating_add(nsec.div_euclid(1_000_000_000));
+    let mut n = base.tv_nsec + nsec.rem_euclid(1_000_000_000);
+    if n >= 1_000_000_000 {
+        n -= 1_000_000_000;
+        s = s.saturating_add(1);
+    }
+    libc::timespec { tv_sec: s, tv_nsec: n }
+}
+
+fn ts_le(a: &libc::timespec, b: &libc::timespec) -> bool {
+    (a.tv_sec, a.tv_nsec) <= (b.tv_sec, b.tv_nsec)
+}
+
+/// Wakes every thread sleeping on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only reads the address, which is a live AtomicU32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+/// Sleeps while `*word == val`, until the absolute CLOCK_MONOTONIC `deadline`.
+/// Returns Ok on wake or value change, `ETIMEDOUT`, or `EINTR`.
+pub(crate) fn futex_wait_until(word: &AtomicU32, val: u32, deadline: &libc::timespec) -> Result<(), Errno> {
+    // SAFETY: the address is a live AtomicU32; deadline is a valid timespec.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            deadline as *const libc::timespec,
+            core::ptr::null::<u32>(),
+            u32::MAX,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match Errno::last() {
+        Errno(libc::EAGAIN) => Ok(()),
+        e => Err(e),
+    }
+}
+
+impl Ctx {
+    /// True when fewer than `min` CQEs are ready after an overflow flush.
+    pub fn needs_wait(&self, min: u32) -> bool {
+        self.flush_overflow();
+        self.cq_ready() < min.min(self.rings.geo.cq_entries)
+    }
+
+    /// The GETEVENTS half of enter: wait until `min` CQEs are ready.
+    /// Returns 0, `ETIME` or `EINTR` (as the kernel does, 0 whenever the CQ
+    /// is non-empty at the end).
+    pub fn wait_cqes(&self, min: u32, arg: &WaitArg) -> Result<(), Errno> {
+        let min = min.min(self.rings.geo.cq_entries);
+        self.flush_overflow();
+        if self.cq_ready() >= min {
+            return Ok(());
+        }
+        let far = ts_add(now(), 86_400 * 365, 0);
+        let deadline = arg.deadline.unwrap_or(far);
+        let res = match arg.sigmask {
+            None => self.wait_futex(min, &deadline),
+            Some(mask) => self.wait_sigmask(min, &deadline, &mask),
+        };
+        match res {
+            Err(_) if self.cq_ready() > 0 => Ok(()),
+            r => r,
+        }
+    }
+
+    fn wait_futex(&self, min: u32, deadline: &libc::timespec) -> Result<(), Errno> {
+        loop {
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let seq = self.cq_seq.load(Ordering::SeqCst);
+            self.flush_overflow();
+            if self.cq_ready() >= min {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            let r = futex_wait_until(&self.cq_seq, seq, deadline);
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            match r {
+                Ok(()) => {}
+                Err(Errno(libc::ETIMEDOUT)) => {
+                    self.flush_overflow();
+                    return if self.cq_ready() >= min { Ok(()) } else { Err(Errno(libc::ETIME)) };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A wait with a temporary signal mask: `ppoll` swaps the mask in
+    /// atomically with the sleep. Posters write the ring's wait eventfd while
+    /// `sig_waiters` is non-zero (same fence protocol as the futex path).
+    fn wait_sigmask(&self, min: u32, deadline: &libc::timespec, mask: &libc::sigset_t) -> Result<(), Errno> {
+        let efd = self.sig_eventfd()?;
+        loop {
+            self.sig_waiters.fetch_add(1, Ordering::SeqCst);
+            self.flush_overflow();
+            if self.cq_ready() >= min {
+                self.sig_waiters.fetch_sub(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            let now = now();
+            if ts_le(deadline, &now) {
+                self.sig_waiters.fetch_sub(1, Ordering::SeqCst);
+                return Err(Errno(libc::ETIME));
+            }
+            let mut rel_ns = (deadline.tv_sec - now.tv_sec) as i128 * 1_000_000_000
+                + (deadline.tv_nsec - now.tv_nsec) as i128;
+            rel_ns = rel_ns.max(0);
+            let rel = libc::timespec {
+                tv_sec: (rel_ns / 1_000_000_000) as libc::time_t,
+                tv_nsec: (rel_ns % 1_000_000_000) as libc::c_long,
+            };
+            let mut pfd = libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd; rel and mask are valid for the call.
+            let r = unsafe { libc::ppoll(&mut pfd, 1, &rel, mask) };
+            let err = (r < 0).then(Errno::last);
+            self.sig_waiters.fetch_sub(1, Ordering::SeqCst);
+            if r > 0 {
+                let mut v = 0u64;
+                // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd.
+                unsafe { libc::read(efd, (&mut v as *mut u64).cast(), 8) };
+            }
+            if let Some(e) = err {
+                if e.0 == libc::EINTR {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

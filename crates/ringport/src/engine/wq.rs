@@ -1,0 +1,107 @@
+//! The worker pool (the kernel's io-wq): threads that run requests which
+//! would block.
+//!
+//! One pool per process, shared by every ring, started lazily. Workers are
+//! created on demand while work waits and no worker is idle, up to a cap, and
+//! exit after a while without work. They block every signal, so that signals
+//! meant for the program reach the program's own threads.
+
+use super::complete::Origin;
+use super::opdef::{self, Issue, Mode, Req};
+use super::submit::completion;
+use super::Ctx;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// The most worker threads the pool runs at once.
+const MAX_WORKERS: usize = 256;
+/// How long an idle worker waits for work before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+struct Work {
+    ctx: Arc<Ctx>,
+    req: Req,
+}
+
+struct State {
+    queue: VecDeque<Work>,
+    idle: usize,
+    workers: usize,
+}
+
+struct Pool {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+static POOL: Pool = Pool {
+    state: Mutex::new(State { queue: VecDeque::new(), idle: 0, workers: 0 }),
+    cv: Condvar::new(),
+};
+
+/// Hands `req` to a worker; its CQE is posted when it finishes.
+pub(crate) fn punt(ctx: Arc<Ctx>, req: Req) {
+    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    st.queue.push_back(Work { ctx, req });
+    if st.idle > 0 {
+        POOL.cv.notify_one();
+        return;
+    }
+    if st.workers < MAX_WORKERS {
+        st.workers += 1;
+        let spawned = std::thread::Builder::new().name("ringport-wq".into()).spawn(worker);
+        if spawned.is_err() {
+            st.workers -= 1;
+            if st.workers == 0 {
+                // No thread could be made: run it here rather than lose it.
+                let w = st.queue.pop_back();
+                drop(st);
+                if let Some(w) = w {
+                    run(w);
+                }
+            }
+        }
+    }
+}
+
+fn block_signals() {
+    // SAFETY: sigfillset/pthread_sigmask on a local, valid sigset.
+    unsafe {
+        let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigfillset(set.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), core::ptr::null_mut());
+    }
+}
+
+fn worker() {
+    block_signals();
+    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some(w) = st.queue.pop_front() {
+            drop(st);
+            run(w);
+            st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        st.idle += 1;
+        let (g, timeout) = POOL.cv.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+        st = g;
+        st.idle -= 1;
+        if timeout.timed_out() && st.queue.is_empty() {
+            st.workers -= 1;
+            return;
+        }
+    }
+}
+
+fn run(mut w: Work) {
+    let res = match opdef::issue(&w.ctx, &mut w.req, Mode::Block) {
+        Issue::Done(res, flags) => (res, flags),
+        // An op that cannot make progress even blocking: report it.
+        Issue::Punt => (-libc::EAGAIN, 0),
+    };
+    if let Some(c) = completion(&w.req, res.0, res.1) {
+        w.ctx.post(&[c], Origin::Async);
+    }
+}

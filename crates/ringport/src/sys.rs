@@ -1,0 +1,109 @@
+//! The three io_uring system calls, served by the engine, with the kernel's
+//! signatures and return convention (a value, or `-errno`).
+//!
+//! These take raw program pointers and never trust them: every read and
+//! write through one is fault-checked. They are what the interception
+//! library calls from its SIGSYS handler, and what the differential tests
+//! drive side by side with the real system calls.
+
+use crate::abi::{self, io_uring_params, reg};
+use crate::engine::enter::{self, RawArg};
+use crate::engine::{register, registry, setup, uaccess, Errno};
+
+/// Registered-ring slots the kernel allows per task (`IO_RINGFD_REG_MAX`).
+const RINGFD_REG_MAX: u32 = 16;
+
+fn result(r: Result<i32, Errno>) -> i32 {
+    r.unwrap_or_else(Errno::neg)
+}
+
+/// `io_uring_setup(2)`: creates a ring and returns its fd, or `-errno`.
+///
+/// # Safety
+/// None beyond the syscall's: `params` is read and written with fault
+/// checks, so a bad pointer gives `-EFAULT`.
+pub unsafe fn io_uring_setup(entries: u32, params: *mut io_uring_params) -> i32 {
+    result((|| {
+        // SAFETY: io_uring_params is plain data.
+        let mut p: io_uring_params = unsafe { uaccess::read_pod(params as u64)? };
+        let (_ctx, fd) = setup::create(entries, &mut p)?;
+        if let Err(e) = uaccess::write_pod(params as u64, &p) {
+            io_uring_close(fd);
+            return Err(e);
+        }
+        Ok(fd)
+    })())
+}
+
+/// `io_uring_enter(2)`.
+///
+/// # Safety
+/// As [`io_uring_setup`]: `arg` is only read with fault checks.
+pub unsafe fn io_uring_enter(
+    fd: i32,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    arg: *const libc::c_void,
+    argsz: usize,
+) -> i32 {
+    result((|| {
+        if flags & !enter::KNOWN_FLAGS != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        if flags & abi::IORING_ENTER_REGISTERED_RING != 0 {
+            // No ring fd can be registered yet, so every slot is empty.
+            return Err(Errno(if (fd as u32) < RINGFD_REG_MAX { libc::EBADF } else { libc::EINVAL }));
+        }
+        let ctx = registry::lookup(fd)?;
+        let raw = match (arg as u64, flags & abi::IORING_ENTER_EXT_ARG != 0) {
+            (ptr, true) => RawArg::Ext { ptr, size: argsz },
+            (0, false) => RawArg::None,
+            (ptr, false) => RawArg::Sigset { ptr, size: argsz },
+        };
+        enter::enter(&ctx, to_submit, min_complete, flags, raw)
+    })())
+}
+
+/// `io_uring_register(2)`.
+///
+/// # Safety
+/// As [`io_uring_setup`]: `arg` is only accessed with fault checks.
+pub unsafe fn io_uring_register(fd: i32, opcode: u32, arg: *mut libc::c_void, nr_args: u32) -> i32 {
+    result((|| {
+        let use_registered = opcode & reg::USE_REGISTERED_RING != 0;
+        let opcode = opcode & !reg::USE_REGISTERED_RING;
+        if opcode >= abi::io_uring_register_op::IORING_REGISTER_LAST as u32 {
+            return Err(Errno(libc::EINVAL));
+        }
+        if fd == -1 {
+            // "Blind" registration serves only SEND_MSG_RING, not provided.
+            return Err(Errno(libc::EINVAL));
+        }
+        if use_registered {
+            return Err(Errno(if (fd as u32) < RINGFD_REG_MAX { libc::EBADF } else { libc::EINVAL }));
+        }
+        let ctx = registry::lookup(fd)?;
+        register::register(&ctx, opcode, arg as u64, nr_args)
+    })())
+}
+
+/// Closes a ring fd and releases the ring (the kernel frees a ring on the
+/// last close of its file). Work still running finishes, posting into
+/// memory the engine keeps until then. Returns 0 or `-errno`.
+pub fn io_uring_close(fd: i32) -> i32 {
+    if let Some(ctx) = registry::remove(fd) {
+        ctx.closed.store(true, std::sync::atomic::Ordering::Release);
+    }
+    // SAFETY: closing an fd number the caller gave us to close.
+    if unsafe { libc::close(fd) } == 0 {
+        0
+    } else {
+        Errno::last().neg()
+    }
+}
+
+/// True when `fd` is a ring served by ringport.
+pub fn is_ring_fd(fd: i32) -> bool {
+    registry::is_ring(fd)
+}
