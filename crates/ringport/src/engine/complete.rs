@@ -7,17 +7,17 @@
 //! flushed when a program asks for events (`IORING_ENTER_GETEVENTS`), as on
 //! the kernel. No CQE is ever dropped (`IORING_FEAT_NODROP`).
 //!
-//! Wakeup protocol (no lost wakeups): a poster publishes the CQ tail, issues a
-//! SeqCst fence, then reads `waiters`; a waiter increments `waiters` (SeqCst),
-//! reads `cq_seq`, then re-checks the tail before sleeping on `cq_seq`. One of
-//! the two always sees the other's write, and a poster that sees a waiter
-//! bumps `cq_seq` before waking, so the futex value check fails if the bump
-//! came first.
+//! Wakeup protocol (no lost wakeups, no fences on the fast path): a waiter
+//! registers itself in `waiters`, reads `cq_seq` and checks the CQ, all under
+//! the CQ lock; a poster publishes the tail and reads `waiters` under the same
+//! lock. So either the waiter's check sees the new CQE, or the poster sees the
+//! waiter and, after unlocking, bumps `cq_seq` and wakes it; a bump that
+//! lands before the waiter sleeps makes its futex value check fail.
 
 use super::{Cqe, Ctx};
 use crate::abi;
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
 /// The completion side's private state.
 #[derive(Default)]
@@ -26,6 +26,20 @@ pub(crate) struct CqState {
     pub tail: u32,
     /// CQEs that did not fit, oldest first.
     pub backlog: VecDeque<Cqe>,
+}
+
+impl CqState {
+    /// Records whether the backlog is non-empty, in the private flag and in
+    /// the program-visible `IORING_SQ_CQ_OVERFLOW` bit.
+    fn set_overflow(&self, ctx: &Ctx) {
+        let on = !self.backlog.is_empty();
+        ctx.has_backlog.store(on, Ordering::Release);
+        if on {
+            ctx.rings.sq_flags().fetch_or(abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
+        } else {
+            ctx.rings.sq_flags().fetch_and(!abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
+        }
+    }
 }
 
 /// Where a completion comes from; `EVENTFD_ASYNC` signals only for `Async`.
@@ -54,10 +68,10 @@ impl Ctx {
             st.tail = st.tail.wrapping_add(1);
             *space -= 1;
         } else {
-            if st.backlog.is_empty() {
-                self.rings.sq_flags().fetch_or(abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
-            }
             st.backlog.push_back(*c);
+            if st.backlog.len() == 1 {
+                st.set_overflow(self);
+            }
         }
     }
 
@@ -66,61 +80,78 @@ impl Ctx {
         if cqes.is_empty() {
             return;
         }
-        {
+        let waiters = {
             let mut st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
             let mut space = self.cq_space(&st);
             for c in cqes {
                 self.post_locked(&mut st, c, &mut space);
             }
             self.rings.cq_tail().store(st.tail, Ordering::Release);
-        }
-        self.notify(origin);
+            self.sleepers()
+        };
+        self.notify(origin, waiters);
     }
 
     /// Moves backlog entries into the ring while there is room.
     /// Returns true if the backlog is now empty.
     pub fn flush_overflow(&self) -> bool {
-        if self.rings.sq_flags().load(Ordering::Relaxed) & abi::IORING_SQ_CQ_OVERFLOW == 0 {
-            // The flag is ours to set; a program that clears it only makes
-            // us check the backlog under the lock below on the next call.
-            let st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
-            if st.backlog.is_empty() {
-                return true;
+        if !self.has_backlog.load(Ordering::Acquire) {
+            return true;
+        }
+        let (empty, waiters) = {
+            let mut st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
+            let mut space = self.cq_space(&st);
+            while space > 0 {
+                let Some(c) = st.backlog.pop_front() else { break };
+                self.rings.write_cqe(st.tail, c.user_data, c.res, c.flags, c.big);
+                st.tail = st.tail.wrapping_add(1);
+                space -= 1;
             }
-        }
-        let mut st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
-        let mut space = self.cq_space(&st);
-        let mut moved = false;
-        while space > 0 {
-            let Some(c) = st.backlog.pop_front() else { break };
-            self.rings.write_cqe(st.tail, c.user_data, c.res, c.flags, c.big);
-            st.tail = st.tail.wrapping_add(1);
-            space -= 1;
-            moved = true;
-        }
-        let empty = st.backlog.is_empty();
-        if empty {
-            self.rings.sq_flags().fetch_and(!abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
-        } else {
-            self.rings.sq_flags().fetch_or(abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
-        }
-        self.rings.cq_tail().store(st.tail, Ordering::Release);
-        drop(st);
-        if moved {
-            self.notify(Origin::Inline);
-        }
+            st.set_overflow(self);
+            self.rings.cq_tail().store(st.tail, Ordering::Release);
+            (st.backlog.is_empty(), self.sleepers())
+        };
+        self.notify(Origin::Inline, waiters);
         empty
     }
 
-    /// Wakes CQ waiters and signals the registered eventfd.
+    /// Who sleeps, read under the CQ lock: (futex waiters, sigmask waiters).
     #[inline]
-    fn notify(&self, origin: Origin) {
-        fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            self.cq_seq.fetch_add(1, Ordering::SeqCst);
+    fn sleepers(&self) -> (u32, u32) {
+        (self.waiters.load(Ordering::Relaxed), self.sig_waiters.load(Ordering::Relaxed))
+    }
+
+    fn sleeper_count(&self, sigmask: bool) -> &std::sync::atomic::AtomicU32 {
+        if sigmask {
+            &self.sig_waiters
+        } else {
+            &self.waiters
+        }
+    }
+
+    /// Registers a CQ waiter (a sigmask waiter if `sigmask`) and reports
+    /// whether `min` CQEs are ready and the futex value to sleep on,
+    /// atomically with respect to posters.
+    pub fn wait_register(&self, min: u32, sigmask: bool) -> (bool, u32) {
+        let _st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
+        self.sleeper_count(sigmask).fetch_add(1, Ordering::Relaxed);
+        (self.cq_ready() >= min, self.cq_seq.load(Ordering::Relaxed))
+    }
+
+    /// Undoes [`Ctx::wait_register`].
+    pub fn wait_unregister(&self, sigmask: bool) {
+        self.sleeper_count(sigmask).fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Wakes CQ sleepers (counted under the CQ lock) and signals the
+    /// registered eventfd.
+    #[inline]
+    fn notify(&self, origin: Origin, (waiters, sig_waiters): (u32, u32)) {
+        if waiters > 0 {
+            self.cq_seq.fetch_add(1, Ordering::Release);
             super::wait::futex_wake_all(&self.cq_seq);
         }
-        if self.sig_waiters.load(Ordering::Relaxed) > 0 {
+        if sig_waiters > 0 {
             if let Some(fd) = self.sig_evfd.get() {
                 let one = 1u64;
                 // SAFETY: writing 8 bytes from a u64 to our own eventfd.

@@ -157,6 +157,9 @@ pub(crate) struct Ctx {
     pub rsrc: RwLock<register::Resources>,
     /// Registered eventfd, if any.
     pub evfd: RwLock<Option<register::EventFd>>,
+    /// True while the overflow backlog is non-empty (private: the program
+    /// can clear the shared IORING_SQ_CQ_OVERFLOW bit, not this).
+    pub has_backlog: AtomicBool,
     /// Fast check for `evfd`.
     pub has_evfd: AtomicBool,
     /// Set once the ring's fd is closed: no new submissions.

@@ -12,7 +12,7 @@
 //! eventfd that posters write while `Ctx::sig_waiters` is non-zero.
 
 use super::{Ctx, Errno};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
 /// What the waiter was asked for.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,15 +113,14 @@ impl Ctx {
 
     fn wait_futex(&self, min: u32, deadline: &libc::timespec) -> Result<(), Errno> {
         loop {
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            let seq = self.cq_seq.load(Ordering::SeqCst);
             self.flush_overflow();
-            if self.cq_ready() >= min {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
+            let (ready, seq) = self.wait_register(min, false);
+            if ready {
+                self.wait_unregister(false);
                 return Ok(());
             }
             let r = futex_wait_until(&self.cq_seq, seq, deadline);
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.wait_unregister(false);
             match r {
                 Ok(()) => {}
                 Err(Errno(libc::ETIMEDOUT)) => {
@@ -135,19 +134,20 @@ impl Ctx {
 
     /// A wait with a temporary signal mask: `ppoll` swaps the mask in
     /// atomically with the sleep. Posters write the ring's wait eventfd while
-    /// `sig_waiters` is non-zero (same fence protocol as the futex path).
+    /// `sig_waiters` is non-zero (registered under the CQ lock, as the futex
+    /// path's waiters are).
     fn wait_sigmask(&self, min: u32, deadline: &libc::timespec, mask: &libc::sigset_t) -> Result<(), Errno> {
         let efd = self.sig_eventfd()?;
         loop {
-            self.sig_waiters.fetch_add(1, Ordering::SeqCst);
             self.flush_overflow();
-            if self.cq_ready() >= min {
-                self.sig_waiters.fetch_sub(1, Ordering::SeqCst);
+            let (ready, _) = self.wait_register(min, true);
+            if ready {
+                self.wait_unregister(true);
                 return Ok(());
             }
             let now = now();
             if ts_le(deadline, &now) {
-                self.sig_waiters.fetch_sub(1, Ordering::SeqCst);
+                self.wait_unregister(true);
                 return Err(Errno(libc::ETIME));
             }
             let mut rel_ns = (deadline.tv_sec - now.tv_sec) as i128 * 1_000_000_000
@@ -161,7 +161,7 @@ impl Ctx {
             // SAFETY: one valid pollfd; rel and mask are valid for the call.
             let r = unsafe { libc::ppoll(&mut pfd, 1, &rel, mask) };
             let err = (r < 0).then(Errno::last);
-            self.sig_waiters.fetch_sub(1, Ordering::SeqCst);
+            self.wait_unregister(true);
             if r > 0 {
                 let mut v = 0u64;
                 // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd.

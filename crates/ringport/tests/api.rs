@@ -1,0 +1,259 @@
+//! The native Rust API end to end: each test drives real files, pipes and
+//! eventfds through `ringport::Ring` and checks CQEs and data.
+
+use ringport::{cqueue, opcode, squeue, types, Probe, Ring};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+fn temp_file(tag: &str, contents: &[u8]) -> (std::fs::File, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("ringport-api-{tag}-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    f.write_all(contents).unwrap();
+    (f, path)
+}
+
+fn push(ring: &mut Ring, e: &squeue::Entry) {
+    // SAFETY: the tests keep every buffer alive until its CQE is reaped.
+    unsafe { ring.submission().push(e).unwrap() };
+}
+
+fn run_one(ring: &mut Ring, e: squeue::Entry) -> cqueue::Entry {
+    push(ring, &e);
+    ring.submit_and_wait(1).unwrap();
+    ring.completion().next().expect("one CQE")
+}
+
+#[test]
+fn read_write_file_and_position() {
+    let data: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    let (f, path) = temp_file("rw", &data);
+    let fd = types::Fd(f.as_raw_fd());
+    let mut ring = Ring::new(8).unwrap();
+
+    let mut buf = vec![0u8; 4096];
+    let c = run_one(&mut ring, opcode::Read::new(fd, buf.as_mut_ptr(), 4096).offset(100).build().user_data(1));
+    assert_eq!((c.user_data(), c.result()), (1, 4096));
+    assert_eq!(&buf[..], &data[100..4196]);
+
+    // Short read at EOF, then EOF.
+    let c = run_one(&mut ring, opcode::Read::new(fd, buf.as_mut_ptr(), 4096).offset(8000).build().user_data(2));
+    assert_eq!(c.result(), 192);
+    let c = run_one(&mut ring, opcode::Read::new(fd, buf.as_mut_ptr(), 4096).offset(9000).build().user_data(3));
+    assert_eq!(c.result(), 0);
+
+    // Offset -1: the file position is used and advanced.
+    // SAFETY: lseek on our own fd.
+    unsafe { libc::lseek(f.as_raw_fd(), 10, libc::SEEK_SET) };
+    let c = run_one(&mut ring, opcode::Read::new(fd, buf.as_mut_ptr(), 10).offset(u64::MAX).build());
+    assert_eq!(c.result(), 10);
+    assert_eq!(&buf[..10], &data[10..20]);
+    // SAFETY: lseek on our own fd.
+    assert_eq!(unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_CUR) }, 20);
+
+    let msg = b"written through ringport";
+    let c = run_one(&mut ring, opcode::Write::new(fd, msg.as_ptr(), msg.len() as u32).offset(5).build());
+    assert_eq!(c.result(), msg.len() as i32);
+    let back = std::fs::read(&path).unwrap();
+    assert_eq!(&back[5..5 + msg.len()], msg);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn vectored_fixed_and_fsync() {
+    let (f, path) = temp_file("vec", &[0u8; 64]);
+    let fd = f.as_raw_fd();
+    let mut ring = Ring::new(8).unwrap();
+
+    let a = *b"hello ";
+    let b = *b"world";
+    let iov = [
+        libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: a.len() },
+        libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() },
+    ];
+    let c = run_one(&mut ring, opcode::Writev::new(types::Fd(fd), iov.as_ptr(), 2).build());
+    assert_eq!(c.result(), 11);
+
+    let c = run_one(&mut ring, opcode::Fsync::new(types::Fd(fd)).flags(types::FsyncFlags::DATASYNC).build());
+    assert_eq!(c.result(), 0);
+
+    // Registered file in slot 1 (slot 0 sparse), registered buffer.
+    let mut reg = vec![0u8; 4096];
+    let bufs = [libc::iovec { iov_base: reg.as_mut_ptr().cast(), iov_len: reg.len() }];
+    // SAFETY: `reg` outlives the registration (unregistered below).
+    unsafe { ring.submitter().register_buffers(&bufs).unwrap() };
+    ring.submitter().register_files(&[-1, fd]).unwrap();
+    let c = run_one(&mut ring, opcode::ReadFixed::new(types::Fixed(1), reg.as_mut_ptr(), 11, 0).build());
+    assert_eq!(c.result(), 11);
+    assert_eq!(&reg[..11], b"hello world");
+    // Out of the registered range: EFAULT. Empty slot: EBADF.
+    let c = run_one(&mut ring, opcode::ReadFixed::new(types::Fixed(1), reg.as_mut_ptr(), 8192, 0).build());
+    assert_eq!(c.result(), -libc::EFAULT);
+    let c = run_one(&mut ring, opcode::ReadFixed::new(types::Fixed(0), reg.as_mut_ptr(), 4, 0).build());
+    assert_eq!(c.result(), -libc::EBADF);
+    // The registered file survives closing the program's fd.
+    drop(f);
+    let c = run_one(&mut ring, opcode::ReadFixed::new(types::Fixed(1), reg.as_mut_ptr(), 5, 0).offset(6).build());
+    assert_eq!(c.result(), 5);
+    assert_eq!(&reg[..5], b"world");
+    assert_eq!(ring.submitter().register_files_update(0, &[-2, -1]).unwrap(), 2);
+    let c = run_one(&mut ring, opcode::ReadFixed::new(types::Fixed(1), reg.as_mut_ptr(), 5, 0).build());
+    assert_eq!(c.result(), -libc::EBADF);
+    ring.submitter().unregister_files().unwrap();
+    ring.submitter().unregister_buffers().unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn pipe_read_completes_from_worker_and_wakes_waiter() {
+    let (mut rx, mut tx) = {
+        let mut p = [0i32; 2];
+        // SAFETY: p is a valid 2-int array.
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        // SAFETY: both fds are fresh and owned here.
+        unsafe { (std::fs::File::from_raw_fd_checked(p[0]), std::fs::File::from_raw_fd_checked(p[1])) }
+    };
+    let mut ring = Ring::new(4).unwrap();
+    let mut buf = [0u8; 16];
+    push(&mut ring, &opcode::Read::new(types::Fd(rx.as_raw_fd()), buf.as_mut_ptr(), 16).build().user_data(9));
+    assert_eq!(ring.submit().unwrap(), 1);
+    assert!(ring.completion().next().is_none(), "no data yet");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        tx.write_all(b"ping").unwrap();
+        tx
+    });
+    let t = Instant::now();
+    ring.submitter().submit_with_timeout(1, Duration::from_secs(10)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let c = ring.completion().next().unwrap();
+    assert_eq!((c.user_data(), c.result()), (9, 4));
+    assert_eq!(&buf[..4], b"ping");
+    drop(writer.join().unwrap());
+    let mut rest = Vec::new();
+    rx.read_to_end(&mut rest).unwrap();
+}
+
+trait FromRawFdChecked {
+    /// # Safety
+    /// `fd` must be an open fd owned by the caller.
+    unsafe fn from_raw_fd_checked(fd: i32) -> Self;
+}
+
+impl FromRawFdChecked for std::fs::File {
+    unsafe fn from_raw_fd_checked(fd: i32) -> Self {
+        assert!(fd >= 0);
+        // SAFETY: forwarded contract.
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+    }
+}
+
+#[test]
+fn wait_timeout_is_etime() {
+    let ring = Ring::new(4).unwrap();
+    let t = Instant::now();
+    let err = ring.submitter().submit_with_timeout(1, Duration::from_millis(20)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIME));
+    assert!(t.elapsed() >= Duration::from_millis(20));
+}
+
+#[test]
+fn overflow_keeps_every_cqe_in_order() {
+    let mut ring = Ring::builder().setup_cqsize(2).build(2).unwrap();
+    let total = 10_000u64;
+    for i in 0..total / 2 {
+        push(&mut ring, &opcode::Nop::new().build().user_data(2 * i));
+        push(&mut ring, &opcode::Nop::new().build().user_data(2 * i + 1));
+        assert_eq!(ring.submit().unwrap(), 2);
+    }
+    assert!(ring.submission().cq_overflow());
+    let mut next = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while next < total {
+        assert!(Instant::now() < deadline);
+        for c in ring.completion() {
+            assert_eq!(c.user_data(), next);
+            assert_eq!(c.result(), 0);
+            next += 1;
+        }
+        if next < total {
+            ring.submit_and_wait(1).unwrap();
+        }
+    }
+    assert!(!ring.submission().cq_overflow());
+    assert_eq!(ring.completion().overflow(), 0);
+}
+
+#[test]
+fn skip_success_posts_only_failures() {
+    let mut ring = Ring::new(8).unwrap();
+    push(&mut ring, &opcode::Nop::new().build().user_data(1).flags(squeue::Flags::SKIP_SUCCESS));
+    push(&mut ring, &opcode::Nop::new().inject_result(-5).build().user_data(2).flags(squeue::Flags::SKIP_SUCCESS));
+    push(&mut ring, &opcode::Nop::new().build().user_data(3));
+    assert_eq!(ring.submit_and_wait(2).unwrap(), 3);
+    let got: Vec<(u64, i32)> = ring.completion().map(|c| (c.user_data(), c.result())).collect();
+    assert_eq!(got, vec![(2, -5), (3, 0)]);
+}
+
+#[test]
+fn eventfd_is_signalled() {
+    // SAFETY: plain syscall.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    assert!(efd >= 0);
+    let mut ring = Ring::new(4).unwrap();
+    ring.submitter().register_eventfd(efd).unwrap();
+    run_one(&mut ring, opcode::Nop::new().build());
+    let mut v = 0u64;
+    // SAFETY: reading 8 bytes into a u64.
+    assert_eq!(unsafe { libc::read(efd, (&mut v as *mut u64).cast(), 8) }, 8);
+    assert!(v >= 1);
+    ring.submitter().unregister_eventfd().unwrap();
+    assert_eq!(ring.submitter().unregister_eventfd().unwrap_err().raw_os_error(), Some(libc::ENXIO));
+    // SAFETY: closing our fd.
+    unsafe { libc::close(efd) };
+}
+
+#[test]
+fn probe_lists_exactly_the_implemented_ops() {
+    let ring = Ring::new(4).unwrap();
+    let mut p = Probe::new();
+    ring.submitter().register_probe(&mut p).unwrap();
+    for op in 0..=255u8 {
+        assert_eq!(p.is_supported(op), ringport::opcode_name(op).is_some(), "op {op}");
+    }
+    assert!(p.is_supported(opcode::Read::CODE));
+    assert!(p.is_supported(opcode::Fsync::CODE));
+}
+
+#[test]
+fn bad_fd_and_bad_buffer() {
+    let mut ring = Ring::new(4).unwrap();
+    let mut buf = [0u8; 8];
+    let c = run_one(&mut ring, opcode::Read::new(types::Fd(-1), buf.as_mut_ptr(), 8).build());
+    assert_eq!(c.result(), -libc::EBADF);
+    let (f, path) = temp_file("efault", b"0123456789");
+    let c = run_one(&mut ring, opcode::Read::new(types::Fd(f.as_raw_fd()), 0x10 as *mut u8, 8).build());
+    assert_eq!(c.result(), -libc::EFAULT);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn many_threads_each_with_a_ring() {
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut ring = Ring::new(32).unwrap();
+                for round in 0..500u64 {
+                    for i in 0..8 {
+                        push(&mut ring, &opcode::Nop::new().build().user_data(round * 8 + i));
+                    }
+                    ring.submit_and_wait(8).unwrap();
+                    assert_eq!(ring.completion().count(), 8, "thread {t}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
