@@ -51,6 +51,37 @@ pub(crate) struct Req {
     pub fd: i32,
     pub file: File,
     pub data: OpData,
+    /// A result decided before issue: a prep error, or -ECANCELED for the
+    /// head of a chain that failed to prep. Such a request is never issued.
+    pub preset: Option<i32>,
+    /// The next request of an IO_LINK/IO_HARDLINK chain.
+    pub link: Option<Box<Req>>,
+}
+
+// SAFETY: a Req's raw pointers (iovecs, buffers) are program addresses that
+// are only handed to syscalls; moving them to a worker thread is what the
+// kernel's io-wq does with the same requests.
+unsafe impl Send for Req {}
+
+impl Req {
+    /// A request that failed at prep, kept so a chain can report it.
+    pub fn failed(sqe: &Sqe, err: Errno) -> Req {
+        Req {
+            opcode: sqe.opcode(),
+            sqe_flags: sqe.flags(),
+            user_data: sqe.user_data(),
+            fd: -1,
+            file: File::None,
+            data: OpData::Nop(nop::Nop::default()),
+            preset: Some(err.neg()),
+            link: None,
+        }
+    }
+    /// True when the SQE had IO_LINK or IO_HARDLINK: the next SQE joins its chain.
+    #[inline]
+    pub fn links_next(&self) -> bool {
+        self.sqe_flags & (abi::IOSQE_IO_LINK | abi::IOSQE_IO_HARDLINK) != 0
+    }
 }
 
 /// How an issue attempt may behave.
@@ -136,7 +167,7 @@ pub(crate) fn lookup(opcode: u8) -> Option<&'static OpDef> {
 
 /// SQE flags whose semantics ringport does not have yet. Rejected with EINVAL
 /// rather than accepted and ignored.
-const UNSUPPORTED_SQE_FLAGS: u8 = abi::IOSQE_IO_DRAIN | abi::IOSQE_IO_LINK | abi::IOSQE_IO_HARDLINK;
+const UNSUPPORTED_SQE_FLAGS: u8 = abi::IOSQE_IO_DRAIN;
 
 /// The kernel's `io_init_req`: common checks, then the op's prep.
 /// On error the caller posts `-errno` with the SQE's user_data.
@@ -166,7 +197,16 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
         return Err(Errno(libc::EINVAL));
     }
     let data = (def.prep)(ctx, sqe)?;
-    Ok(Req { opcode, sqe_flags: flags, user_data: sqe.user_data(), fd: sqe.fd(), file: File::None, data })
+    Ok(Req {
+        opcode,
+        sqe_flags: flags,
+        user_data: sqe.user_data(),
+        fd: sqe.fd(),
+        file: File::None,
+        data,
+        preset: None,
+        link: None,
+    })
 }
 
 /// Resolves `req.fd` (a registered index with IOSQE_FIXED_FILE) to a file.

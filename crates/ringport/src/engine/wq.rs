@@ -6,9 +6,8 @@
 //! exit after a while without work. They block every signal, so that signals
 //! meant for the program reach the program's own threads.
 
-use super::complete::Origin;
-use super::opdef::{self, Issue, Mode, Req};
-use super::submit::completion;
+use super::opdef::Req;
+use super::submit::run_in_worker;
 use super::Ctx;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -95,13 +94,6 @@ fn worker() {
     }
 }
 
-fn run(mut w: Work) {
-    let res = match opdef::issue(&w.ctx, &mut w.req, Mode::Block) {
-        Issue::Done(res, flags) => (res, flags),
-        // An op that cannot make progress even blocking: report it.
-        Issue::Punt => (-libc::EAGAIN, 0),
-    };
-    if let Some(c) = completion(&w.req, res.0, res.1) {
-        w.ctx.post(&[c], Origin::Async);
-    }
+fn run(w: Work) {
+    run_in_worker(&w.ctx, w.req);
 }

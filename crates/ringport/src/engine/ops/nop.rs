@@ -12,6 +12,7 @@ const NOP_FLAGS: u32 = abi::IORING_NOP_INJECT_RESULT
     | abi::IORING_NOP_TW;
 
 /// A prepared NOP.
+#[derive(Default)]
 pub(crate) struct Nop {
     flags: u32,
     result: i32,

@@ -37,11 +37,6 @@ pub(crate) struct Rw {
     done: u64,
 }
 
-// SAFETY: the iovec pointers are program addresses that are only ever
-// handed to syscalls, never dereferenced here; moving them between
-// threads is what the kernel's io-wq does too.
-unsafe impl Send for Rw {}
-
 fn access_ok(addr: u64, len: u64) -> bool {
     let len = len.min(MAX_RW_COUNT);
     addr.checked_add(len).is_some_and(|end| end <= TASK_SIZE)
