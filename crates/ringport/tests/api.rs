@@ -334,3 +334,38 @@ fn link_through_worker_keeps_order() {
     assert_eq!(&back, data);
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn drain_waits_for_earlier_requests() {
+    use squeue::Flags as F;
+    let mut p = [0i32; 2];
+    // SAFETY: p is a valid 2-int array.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    let mut ring = Ring::new(8).unwrap();
+    let mut buf = [0u8; 4];
+    // A pipe read that waits for data, then a drained NOP, then a NOP: the
+    // two NOPs must not complete before the read (measured on Linux 6.18).
+    push(&mut ring, &opcode::Read::new(types::Fd(p[0]), buf.as_mut_ptr(), 4).build().user_data(1));
+    push(&mut ring, &nop(2).flags(F::IO_DRAIN));
+    push(&mut ring, &nop(3));
+    assert_eq!(ring.submit().unwrap(), 3);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(ring.completion().count(), 0, "nothing may finish before the read");
+    // SAFETY: writing 4 bytes from a live buffer to our pipe.
+    assert_eq!(unsafe { libc::write(p[1], b"abcd".as_ptr().cast(), 4) }, 4);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 3 && Instant::now() < deadline {
+        ring.submitter().submit_with_timeout(1, Duration::from_secs(1)).ok();
+        got.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+    }
+    assert_eq!(got, vec![(1, 4), (2, 0), (3, 0)]);
+    // After a CQE_SKIP_SUCCESS SQE, IO_DRAIN is refused (as on Linux).
+    let r = batch(&mut ring, &[nop(4).flags(F::SKIP_SUCCESS), nop(5).flags(F::IO_DRAIN)]);
+    assert_eq!(r, (2, vec![(5, -libc::EOPNOTSUPP)]));
+    // SAFETY: closing our pipe fds.
+    unsafe {
+        libc::close(p[0]);
+        libc::close(p[1]);
+    }
+}

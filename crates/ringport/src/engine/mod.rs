@@ -147,6 +147,8 @@ pub(crate) struct Ctx {
     pub ident: (u64, u64),
     /// The submission side, serialised like the kernel's `uring_lock`.
     pub submit: Mutex<submit::SubmitState>,
+    /// IO_DRAIN's defer queue and completion counts.
+    pub drain: submit::Drain,
     /// The completion side (`completion_lock`).
     pub cq: Mutex<complete::CqState>,
     /// Futex word bumped whenever CQEs are posted while someone waits.

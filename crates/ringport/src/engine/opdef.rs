@@ -165,9 +165,6 @@ pub(crate) fn lookup(opcode: u8) -> Option<&'static OpDef> {
     OPS.get(opcode as usize).and_then(|d| d.as_ref())
 }
 
-/// SQE flags whose semantics ringport does not have yet. Rejected with EINVAL
-/// rather than accepted and ignored.
-const UNSUPPORTED_SQE_FLAGS: u8 = abi::IOSQE_IO_DRAIN;
 
 /// The kernel's `io_init_req`: common checks, then the op's prep.
 /// On error the caller posts `-errno` with the SQE's user_data.
@@ -185,9 +182,6 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
     };
     if flags & abi::IOSQE_BUFFER_SELECT != 0 && !def.buffer_select {
         return Err(Errno(libc::EOPNOTSUPP));
-    }
-    if flags & UNSUPPORTED_SQE_FLAGS != 0 {
-        return Err(Errno(libc::EINVAL));
     }
     if !def.ioprio && sqe.ioprio() != 0 {
         return Err(Errno(libc::EINVAL));

@@ -16,16 +16,16 @@ use super::opdef::{self, Issue, Mode, Req};
 use super::{wq, Cqe, Ctx, Errno, Sqe};
 use crate::abi;
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Deferred work of one submit call (the kernel's task work).
 pub(crate) enum Tw {
     /// Issue the next request of a chain.
-    Issue(Req),
+    Issue(Box<Req>),
     /// Complete a chain's remaining requests without issuing them: each
     /// posts its preset result or -ECANCELED (no CQE at all when `quiet`).
-    Cancel(Req, bool),
+    Cancel(Box<Req>, bool),
 }
 
 /// The submission side's private state.
@@ -41,6 +41,56 @@ pub(crate) struct SubmitState {
     chain_failed: bool,
     /// Task work queued during this call.
     tw: VecDeque<Tw>,
+    /// Requests submitted so far (every chain member counts).
+    seq: u64,
+    /// A CQE_SKIP_SUCCESS SQE was seen: IO_DRAIN is refused from now on,
+    /// as on the kernel.
+    drain_disabled: bool,
+}
+
+/// IO_DRAIN bookkeeping (the kernel's defer list).
+///
+/// While a drain is active, every new request waits here until all
+/// requests submitted before it have completed; then it runs in a worker.
+#[derive(Default)]
+pub(crate) struct Drain {
+    /// True while `queue` may be non-empty (checked without the lock).
+    active: AtomicBool,
+    /// Waiting chains, with the number of requests submitted before each.
+    queue: Mutex<VecDeque<(u64, Box<Req>)>>,
+    /// Requests finished inline (written only under the submit lock).
+    done_inline: AtomicU64,
+    /// Requests finished in workers.
+    done_async: AtomicU64,
+}
+
+impl Drain {
+    fn done(&self) -> u64 {
+        self.done_inline.load(Ordering::Acquire) + self.done_async.load(Ordering::Acquire)
+    }
+
+    /// Counts `n` requests finished by the submitter (under the submit lock).
+    #[inline]
+    fn count_inline(&self, n: u64) {
+        let v = self.done_inline.load(Ordering::Relaxed);
+        self.done_inline.store(v + n, Ordering::Release);
+    }
+
+    /// Releases queued chains whose predecessors have all completed.
+    fn release(&self, ctx: &Arc<Ctx>) {
+        if !self.active.load(Ordering::Acquire) {
+            return;
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        while q.front().is_some_and(|(seq, _)| self.done() >= *seq) {
+            if let Some((_, req)) = q.pop_front() {
+                wq::punt(ctx.clone(), req);
+            }
+        }
+        if q.is_empty() {
+            self.active.store(false, Ordering::Release);
+        }
+    }
 }
 
 /// Submits up to `to_submit` SQEs. Returns how many were consumed (a
@@ -63,7 +113,7 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
         };
         let sqe = Sqe(rings.copy_sqe(idx));
         submitted += 1;
-        let (req, prep_failed) = match opdef::init_req(ctx, &sqe) {
+        let (req, prep_failed) = match init_req(ctx, st, &sqe) {
             Ok(req) => (req, false),
             Err(e) => (Req::failed(&sqe, e), true),
         };
@@ -79,7 +129,13 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
                 queue_chain(ctx, st);
             }
         } else {
-            queue(ctx, req, &mut st.cqes, &mut st.tw);
+            let seq = st.seq;
+            st.seq += 1;
+            if must_wait(ctx, &req) {
+                wait_drain(ctx, Box::new(req), seq);
+            } else {
+                queue(ctx, req, &mut st.cqes, &mut st.tw);
+            }
         }
         if stop {
             break;
@@ -91,7 +147,21 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
     }
     rings.sq_head().store(st.head, Ordering::Release);
     flush(ctx, st);
+    ctx.drain.release(ctx);
     Ok(submitted)
+}
+
+/// The kernel's `io_init_req`, plus the drain rule that depends on what
+/// this ring has seen: after a CQE_SKIP_SUCCESS SQE, IO_DRAIN is EOPNOTSUPP.
+fn init_req(ctx: &Ctx, st: &mut SubmitState, sqe: &Sqe) -> Result<Req, Errno> {
+    let flags = sqe.flags();
+    if flags & !abi::IOSQE_ALL == 0 {
+        st.drain_disabled |= flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
+        if flags & abi::IOSQE_IO_DRAIN != 0 && st.drain_disabled {
+            return Err(Errno(libc::EOPNOTSUPP));
+        }
+    }
+    opdef::init_req(ctx, sqe)
 }
 
 /// Posts the batch, then runs task work until none is left, posting what it
@@ -110,11 +180,28 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
         let round: Vec<Tw> = st.tw.drain(..).collect();
         for w in round {
             match w {
-                Tw::Issue(req) => queue(ctx, req, &mut st.cqes, &mut st.tw),
-                Tw::Cancel(req, quiet) => cancel_chain(req, quiet, &mut st.cqes),
+                Tw::Issue(req) => queue(ctx, *req, &mut st.cqes, &mut st.tw),
+                Tw::Cancel(req, quiet) => {
+                    let n = cancel_chain(req, quiet, &mut st.cqes);
+                    ctx.drain.count_inline(n);
+                }
             }
         }
     }
+}
+
+/// True when a chain head must wait in the drain queue: it has IO_DRAIN, or a
+/// drain is active. A chain that failed at prep completes at once.
+#[inline]
+fn must_wait(ctx: &Ctx, req: &Req) -> bool {
+    (req.sqe_flags & abi::IOSQE_IO_DRAIN != 0 || ctx.drain.active.load(Ordering::Acquire)) && req.preset.is_none()
+}
+
+/// Parks a chain head until the `seq` requests submitted before it are done.
+fn wait_drain(ctx: &Ctx, req: Box<Req>, seq: u64) {
+    let mut q = ctx.drain.queue.lock().unwrap_or_else(|e| e.into_inner());
+    ctx.drain.active.store(true, Ordering::Release);
+    q.push_back((seq, req));
 }
 
 /// Links the assembled chain and queues it.
@@ -126,69 +213,95 @@ fn queue_chain(ctx: &Arc<Ctx>, st: &mut SubmitState) {
         r.link = next;
         next = Some(Box::new(r));
     }
-    let Some(mut head) = next.map(|b| *b) else { return };
+    let Some(mut head) = next else { return };
     if failed && head.preset.is_none() {
         head.preset = Some(-libc::ECANCELED);
     }
-    queue(ctx, head, &mut st.cqes, &mut st.tw);
-}
-
-/// Issues `req` inline (or punts it) and finishes it if it completed.
-fn queue(ctx: &Arc<Ctx>, req: Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>) {
-    if let Some((req, res, flags)) = issue_once(ctx, req, Mode::NonBlock) {
-        if let Some(next) = finish(req, res, flags, out, Some(tw)) {
-            tw.push_back(Tw::Issue(next));
-        }
+    let seq = st.seq;
+    st.seq += chain_len(&head);
+    if must_wait(ctx, &head) {
+        wait_drain(ctx, head, seq);
+    } else {
+        queue(ctx, *head, &mut st.cqes, &mut st.tw);
     }
 }
 
-/// One issue attempt. Returns the request and its result if it completed;
-/// None if it went to a worker.
-fn issue_once(ctx: &Arc<Ctx>, mut req: Req, mode: Mode) -> Option<(Req, i32, u32)> {
+fn chain_len(req: &Req) -> u64 {
+    let mut n = 1;
+    let mut cur = req.link.as_deref();
+    while let Some(r) = cur {
+        n += 1;
+        cur = r.link.as_deref();
+    }
+    n
+}
+
+/// Issues `req` inline (or punts it) and finishes it if it completed.
+#[inline]
+fn queue(ctx: &Arc<Ctx>, mut req: Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>) {
+    match issue_once(ctx, &mut req, Mode::NonBlock) {
+        Some((res, flags)) => {
+            ctx.drain.count_inline(1);
+            if let Some(next) = finish(&mut req, res, flags, out, Some(tw)) {
+                tw.push_back(Tw::Issue(next));
+            }
+        }
+        None => wq::punt(ctx.clone(), Box::new(req)),
+    }
+}
+
+/// One issue attempt. Returns the result if the request completed, None if
+/// it must go to a worker (the caller punts it).
+#[inline]
+fn issue_once(ctx: &Ctx, req: &mut Req, mode: Mode) -> Option<(i32, u32)> {
     if let Some(res) = req.preset {
-        return Some((req, res, 0));
+        return Some((res, 0));
     }
     if mode == Mode::NonBlock
         && (req.sqe_flags & abi::IOSQE_ASYNC != 0 || opdef::lookup(req.opcode).is_some_and(|d| d.may_block))
     {
-        wq::punt(ctx.clone(), req);
         return None;
     }
-    match opdef::issue(ctx, &mut req, mode) {
-        Issue::Done(res, flags) => Some((req, res, flags)),
-        Issue::Punt if mode == Mode::NonBlock => {
-            wq::punt(ctx.clone(), req);
-            None
-        }
+    match opdef::issue(ctx, req, mode) {
+        Issue::Done(res, flags) => Some((res, flags)),
+        Issue::Punt if mode == Mode::NonBlock => None,
         // Blocking issue that still cannot proceed: report it, never lose it.
-        Issue::Punt => Some((req, -libc::EAGAIN, 0)),
+        Issue::Punt => Some((-libc::EAGAIN, 0)),
     }
 }
 
 /// Runs `req` in a worker: blocking issue, then the rest of its chain in the
 /// same thread, posting each CQE before the next request starts.
-pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, req: Req) {
+pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     let mut out = Vec::new();
-    let mut cur = Some(req);
-    while let Some(req) = cur.take() {
-        if let Some((req, res, flags)) = issue_once(ctx, req, Mode::Block) {
-            cur = finish(req, res, flags, &mut out, None);
-        }
+    loop {
+        let before = chain_len(&req);
+        let (res, flags) = issue_once(ctx, &mut req, Mode::Block).unwrap_or((-libc::EAGAIN, 0));
+        let next = finish(&mut req, res, flags, &mut out, None);
+        // Everything of the chain that is not still to run has finished.
+        let left = next.as_deref().map_or(0, chain_len);
+        ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
         ctx.post(&out, Origin::Async);
         out.clear();
+        match next {
+            Some(n) => req = n,
+            None => break,
+        }
     }
+    ctx.drain.release(ctx);
 }
 
 /// Produces the CQE of a finished request and decides what its chain does.
 /// Returns the next request to issue, if any. Failing the rest of a chain
 /// is queued as task work when `tw` is given, done at once otherwise.
-fn finish(mut req: Req, res: i32, flags: u32, out: &mut Vec<Cqe>, tw: Option<&mut VecDeque<Tw>>) -> Option<Req> {
-    let failed = req.preset.is_some() || opdef::failed(&req, res);
+#[inline]
+fn finish(req: &mut Req, res: i32, flags: u32, out: &mut Vec<Cqe>, tw: Option<&mut VecDeque<Tw>>) -> Option<Box<Req>> {
+    let failed = req.preset.is_some() || opdef::failed(req, res);
     let skip = req.sqe_flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
     if !skip || failed {
         out.push(Cqe::new(req.user_data, res, flags));
     }
-    let next = *req.link.take()?;
+    let next = req.link.take()?;
     // A failed request cancels the rest of its chain unless it is a
     // hardlink; a prep-failed chain always fails whole. When the failed
     // request had CQE_SKIP_SUCCESS, the cancelled ones post nothing.
@@ -199,18 +312,25 @@ fn finish(mut req: Req, res: i32, flags: u32, out: &mut Vec<Cqe>, tw: Option<&mu
     let quiet = skip && failed && req.preset.is_none();
     match tw {
         Some(tw) => tw.push_back(Tw::Cancel(next, quiet)),
-        None => cancel_chain(next, quiet, out),
+        None => {
+            // Counted by the worker as part of the chain it ran.
+            cancel_chain(next, quiet, out);
+        }
     }
     None
 }
 
 /// Completes `req` and everything linked after it without issuing them.
-fn cancel_chain(req: Req, quiet: bool, out: &mut Vec<Cqe>) {
+/// Returns how many requests that was.
+fn cancel_chain(req: Box<Req>, quiet: bool, out: &mut Vec<Cqe>) -> u64 {
+    let mut n = 0;
     let mut cur = Some(req);
     while let Some(mut r) = cur.take() {
-        cur = r.link.take().map(|b| *b);
+        cur = r.link.take();
         if !quiet {
             out.push(Cqe::new(r.user_data, r.preset.unwrap_or(-libc::ECANCELED), 0));
         }
+        n += 1;
     }
+    n
 }

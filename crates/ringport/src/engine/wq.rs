@@ -20,7 +20,7 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 struct Work {
     ctx: Arc<Ctx>,
-    req: Req,
+    req: Box<Req>,
 }
 
 struct State {
@@ -40,7 +40,7 @@ static POOL: Pool = Pool {
 };
 
 /// Hands `req` to a worker; its CQE is posted when it finishes.
-pub(crate) fn punt(ctx: Arc<Ctx>, req: Req) {
+pub(crate) fn punt(ctx: Arc<Ctx>, req: Box<Req>) {
     let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(Work { ctx, req });
     if st.idle > 0 {
