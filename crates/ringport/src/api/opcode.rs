@@ -3,7 +3,7 @@
 
 use crate::abi::{self, op};
 use crate::squeue::Entry;
-use crate::types::{FsyncFlags, Target};
+use crate::types::{FsyncFlags, Target, TimeoutFlags, Timespec};
 
 fn with_target(mut e: Entry, fd: Target) -> Entry {
     match fd {
@@ -146,6 +146,98 @@ impl Fsync {
     pub fn build(self) -> Entry {
         let mut e = with_target(Entry::new(Self::CODE), self.fd);
         e.0.__bindgen_anon_3.fsync_flags = self.flags.0;
+        e
+    }
+}
+
+/// `IORING_OP_TIMEOUT`: completes with `-ETIME` after `timespec`, or with 0
+/// once `count` other completions have been posted.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeout {
+    timespec: *const Timespec,
+    count: u32,
+    flags: TimeoutFlags,
+}
+
+impl Timeout {
+    /// The opcode.
+    pub const CODE: u8 = op::TIMEOUT;
+    /// A timeout of `*timespec` (read when the entry is submitted).
+    pub fn new(timespec: *const Timespec) -> Timeout {
+        Timeout { timespec, count: 0, flags: TimeoutFlags::empty() }
+    }
+    /// Completions that satisfy the timeout (for MULTISHOT: firings).
+    pub fn count(mut self, count: u32) -> Timeout {
+        self.count = count;
+        self
+    }
+    /// Sets the flags.
+    pub fn flags(mut self, flags: TimeoutFlags) -> Timeout {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = -1;
+        e.0.__bindgen_anon_2.addr = self.timespec as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_1.off = self.count as u64;
+        e.0.__bindgen_anon_3.timeout_flags = self.flags.0;
+        e
+    }
+}
+
+/// `IORING_OP_TIMEOUT_REMOVE`: removes the timeout with `user_data`.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeoutRemove {
+    user_data: u64,
+}
+
+impl TimeoutRemove {
+    /// The opcode.
+    pub const CODE: u8 = op::TIMEOUT_REMOVE;
+    /// Targets the timeout whose SQE carried `user_data`.
+    pub fn new(user_data: u64) -> TimeoutRemove {
+        TimeoutRemove { user_data }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = -1;
+        e.0.__bindgen_anon_2.addr = self.user_data;
+        e
+    }
+}
+
+/// `IORING_OP_TIMEOUT_REMOVE` with `IORING_TIMEOUT_UPDATE`: gives the
+/// timeout with `user_data` a new time.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeoutUpdate {
+    user_data: u64,
+    timespec: *const Timespec,
+    flags: TimeoutFlags,
+}
+
+impl TimeoutUpdate {
+    /// The opcode.
+    pub const CODE: u8 = op::TIMEOUT_REMOVE;
+    /// Re-arms the timeout `user_data` with `*timespec`.
+    pub fn new(user_data: u64, timespec: *const Timespec) -> TimeoutUpdate {
+        TimeoutUpdate { user_data, timespec, flags: TimeoutFlags::empty() }
+    }
+    /// Sets the flags (ABS).
+    pub fn flags(mut self, flags: TimeoutFlags) -> TimeoutUpdate {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = -1;
+        e.0.__bindgen_anon_2.addr = self.user_data;
+        e.0.__bindgen_anon_1.addr2 = self.timespec as u64;
+        e.0.__bindgen_anon_3.timeout_flags = self.flags.0 | abi::IORING_TIMEOUT_UPDATE;
         e
     }
 }

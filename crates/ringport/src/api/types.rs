@@ -39,3 +39,71 @@ impl FsyncFlags {
     /// Sync data only, like `fdatasync` (`IORING_FSYNC_DATASYNC`).
     pub const DATASYNC: FsyncFlags = FsyncFlags(crate::abi::IORING_FSYNC_DATASYNC);
 }
+
+/// A timespec for timeout ops: the kernel's `__kernel_timespec`.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Timespec(pub(crate) crate::abi::__kernel_timespec);
+
+impl Timespec {
+    /// Zero.
+    pub const fn new() -> Timespec {
+        Timespec(crate::abi::__kernel_timespec { tv_sec: 0, tv_nsec: 0 })
+    }
+    /// Sets the seconds.
+    pub const fn sec(mut self, sec: u64) -> Timespec {
+        self.0.tv_sec = sec as i64;
+        self
+    }
+    /// Sets the nanoseconds.
+    pub const fn nsec(mut self, nsec: u32) -> Timespec {
+        self.0.tv_nsec = nsec as i64;
+        self
+    }
+}
+
+impl Default for Timespec {
+    fn default() -> Self {
+        Timespec::new()
+    }
+}
+
+impl core::fmt::Debug for Timespec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Timespec({}s {}ns)", self.0.tv_sec, self.0.tv_nsec)
+    }
+}
+
+impl From<std::time::Duration> for Timespec {
+    fn from(d: std::time::Duration) -> Timespec {
+        Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos())
+    }
+}
+
+/// Flags for [`crate::opcode::Timeout`] and [`crate::opcode::TimeoutUpdate`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeoutFlags(pub(crate) u32);
+
+impl TimeoutFlags {
+    /// The time is absolute.
+    pub const ABS: TimeoutFlags = TimeoutFlags(crate::abi::IORING_TIMEOUT_ABS);
+    /// Measure on CLOCK_BOOTTIME.
+    pub const BOOTTIME: TimeoutFlags = TimeoutFlags(crate::abi::IORING_TIMEOUT_BOOTTIME);
+    /// Measure on CLOCK_REALTIME.
+    pub const REALTIME: TimeoutFlags = TimeoutFlags(crate::abi::IORING_TIMEOUT_REALTIME);
+    /// An expiry does not fail the chain.
+    pub const ETIME_SUCCESS: TimeoutFlags = TimeoutFlags(crate::abi::IORING_TIMEOUT_ETIME_SUCCESS);
+    /// Fire repeatedly (`count` times, 0 = until removed).
+    pub const MULTISHOT: TimeoutFlags = TimeoutFlags(crate::abi::IORING_TIMEOUT_MULTISHOT);
+    /// No flags.
+    pub const fn empty() -> TimeoutFlags {
+        TimeoutFlags(0)
+    }
+}
+
+impl core::ops::BitOr for TimeoutFlags {
+    type Output = TimeoutFlags;
+    fn bitor(self, o: TimeoutFlags) -> TimeoutFlags {
+        TimeoutFlags(self.0 | o.0)
+    }
+}

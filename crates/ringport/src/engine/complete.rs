@@ -87,9 +87,15 @@ impl Ctx {
                 self.post_locked(&mut st, c, &mut space);
             }
             self.rings.cq_tail().store(st.tail, Ordering::Release);
+            self.cq_posted.fetch_add(cqes.len() as u32, Ordering::AcqRel);
             self.sleepers()
         };
         self.notify(origin, waiters);
+        if self.seq_timeouts.load(Ordering::Acquire) {
+            if let Some(me) = self.self_arc() {
+                super::ops::timeout::flush_seq(&me);
+            }
+        }
     }
 
     /// Moves backlog entries into the ring while there is room.
@@ -132,10 +138,13 @@ impl Ctx {
     /// Registers a CQ waiter (a sigmask waiter if `sigmask`) and reports
     /// whether `min` CQEs are ready and the futex value to sleep on,
     /// atomically with respect to posters.
-    pub fn wait_register(&self, min: u32, sigmask: bool) -> (bool, u32) {
+    /// A timeout completing (`cq_timeouts` moving away from `timeouts`)
+    /// also ends the wait, as on the kernel.
+    pub fn wait_register(&self, min: u32, sigmask: bool, timeouts: u32) -> (bool, u32) {
         let _st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
         self.sleeper_count(sigmask).fetch_add(1, Ordering::Relaxed);
-        (self.cq_ready() >= min, self.cq_seq.load(Ordering::Relaxed))
+        let ready = self.cq_ready() >= min || self.cq_timeouts.load(Ordering::Acquire) != timeouts;
+        (ready, self.cq_seq.load(Ordering::Relaxed))
     }
 
     /// Undoes [`Ctx::wait_register`].

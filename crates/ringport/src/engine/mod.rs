@@ -18,6 +18,7 @@ pub(crate) mod registry;
 pub(crate) mod ring;
 pub(crate) mod setup;
 pub(crate) mod submit;
+pub(crate) mod timer;
 pub(crate) mod uaccess;
 pub(crate) mod wait;
 pub(crate) mod wq;
@@ -147,6 +148,23 @@ pub(crate) struct Ctx {
     pub ident: (u64, u64),
     /// The submission side, serialised like the kernel's `uring_lock`.
     pub submit: Mutex<submit::SubmitState>,
+    /// This context itself, for code that only has `&Ctx` but must hand an
+    /// `Arc` on (a timer, a worker).
+    pub me: std::sync::Weak<Ctx>,
+    /// Armed TIMEOUT requests.
+    pub timeouts: Mutex<ops::timeout::Table>,
+    /// Timeouts completed so far (expired or satisfied): a change wakes CQ
+    /// waiters, and their CQEs do not count toward sequence timeouts.
+    pub cq_timeouts: AtomicU32,
+    /// A sequence timeout (TIMEOUT with `off`) has been armed.
+    pub seq_timeouts: AtomicBool,
+    /// CQEs posted so far (into the ring or the backlog).
+    pub cq_posted: AtomicU32,
+    /// Completions decided inside an issue (a removed timeout's -ECANCELED)
+    /// that must be posted after the current batch, as task work.
+    pub remote_tw: Mutex<Vec<(Box<opdef::Req>, i32)>>,
+    /// Fast check for `remote_tw`.
+    pub has_remote_tw: AtomicBool,
     /// IO_DRAIN's defer queue and completion counts.
     pub drain: submit::Drain,
     /// The completion side (`completion_lock`).
@@ -173,6 +191,32 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// An `Arc` of this context (None only while it is being dropped).
+    pub fn self_arc(&self) -> Option<std::sync::Arc<Ctx>> {
+        self.me.upgrade()
+    }
+
+    /// The completion count sequence timeouts are measured against.
+    pub fn completion_seq(&self) -> u32 {
+        self.cq_posted.load(std::sync::atomic::Ordering::Acquire)
+            .wrapping_sub(self.cq_timeouts.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Queues a completion to be posted after the current batch.
+    pub fn defer_completion(&self, req: Box<opdef::Req>, res: i32) {
+        self.remote_tw.lock().unwrap_or_else(|e| e.into_inner()).push((req, res));
+        self.has_remote_tw.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Takes the completions queued by [`Ctx::defer_completion`].
+    pub fn take_remote_tw(&self) -> Vec<(Box<opdef::Req>, i32)> {
+        if !self.has_remote_tw.load(std::sync::atomic::Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.has_remote_tw.store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut *self.remote_tw.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The eventfd that wakes sigmask waiters, created on first use.
     pub fn sig_eventfd(&self) -> Result<i32, Errno> {
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

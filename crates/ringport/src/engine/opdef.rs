@@ -7,7 +7,7 @@
 //! submitted and gets an error CQE, and submission stops after it (unless
 //! `IORING_SETUP_SUBMIT_ALL`).
 
-use super::ops::{fs, nop, rw};
+use super::ops::{fs, nop, rw, timeout};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -40,6 +40,8 @@ pub(crate) enum OpData {
     Nop(nop::Nop),
     Rw(rw::Rw),
     Fsync(fs::Fsync),
+    Timeout(timeout::Timeout),
+    TimeoutRemove(timeout::TimeoutRemove),
 }
 
 /// One request: a validated SQE, owned by the engine from prep to post.
@@ -100,6 +102,9 @@ pub(crate) enum Issue {
     Done(i32, u32),
     /// Would block: hand it to a worker.
     Punt,
+    /// Completes later from elsewhere (a timer, a poll): hand the request
+    /// to its family's `park` (see [`park`]).
+    Park,
 }
 
 /// One opcode's entry.
@@ -146,6 +151,9 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::READ_FIXED as usize] = def("READ_FIXED", true, true, true, false, rw::prep_read_fixed, rw::issue_read);
     t[op::WRITE_FIXED as usize] =
         def("WRITE_FIXED", true, true, true, false, rw::prep_write_fixed, rw::issue_write);
+    t[op::TIMEOUT as usize] = def("TIMEOUT", false, false, false, false, timeout::prep_timeout, timeout::issue_timeout);
+    t[op::TIMEOUT_REMOVE as usize] =
+        def("TIMEOUT_REMOVE", false, false, false, false, timeout::prep_timeout_remove, timeout::issue_timeout_remove);
     t[op::READ as usize] = def("READ", true, true, true, false, rw::prep_read, rw::issue_read);
     t[op::WRITE as usize] = def("WRITE", true, true, true, false, rw::prep_write, rw::issue_write);
     t
@@ -243,6 +251,16 @@ pub(crate) fn issue(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
 pub(crate) fn failed(req: &Req, res: i32) -> bool {
     match &req.data {
         OpData::Rw(rw) => res < 0 || res as u64 != rw.total,
+        OpData::Timeout(t) => t.failed(res),
         _ => res < 0,
+    }
+}
+
+/// Hands a request whose issue answered [`Issue::Park`] to its family.
+pub(crate) fn park(ctx: &Arc<Ctx>, req: Box<Req>) {
+    match req.data {
+        OpData::Timeout(_) => timeout::arm(ctx, req),
+        // No other family parks: complete rather than lose it.
+        _ => super::submit::complete_elsewhere(ctx, req, -libc::EINVAL),
     }
 }

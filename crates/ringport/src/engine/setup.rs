@@ -144,7 +144,14 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
     };
     let RingFile { fd } = file;
     let ident = registry::identity(fd.as_raw_fd())?;
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new_cyclic(|me| Ctx {
+        me: me.clone(),
+        timeouts: Default::default(),
+        cq_timeouts: AtomicU32::new(0),
+        seq_timeouts: AtomicBool::new(false),
+        cq_posted: AtomicU32::new(0),
+        remote_tw: Default::default(),
+        has_remote_tw: AtomicBool::new(false),
         rings,
         flags: p.flags,
         ident,

@@ -26,6 +26,15 @@ pub(crate) enum Tw {
     /// Complete a chain's remaining requests without issuing them: each
     /// posts its preset result or -ECANCELED (no CQE at all when `quiet`).
     Cancel(Box<Req>, bool),
+    /// Complete a request with a result decided elsewhere.
+    Complete(Box<Req>, i32),
+}
+
+/// What one issue attempt came to.
+enum Outcome {
+    Done(i32, u32),
+    Punt,
+    Park,
 }
 
 /// The submission side's private state.
@@ -172,6 +181,9 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
             ctx.post(&st.cqes, Origin::Inline);
             st.cqes.clear();
         }
+        for (req, res) in ctx.take_remote_tw() {
+            st.tw.push_back(Tw::Complete(req, res));
+        }
         if st.tw.is_empty() {
             return;
         }
@@ -184,6 +196,12 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
                 Tw::Cancel(req, quiet) => {
                     let n = cancel_chain(req, quiet, &mut st.cqes);
                     ctx.drain.count_inline(n);
+                }
+                Tw::Complete(mut req, res) => {
+                    ctx.drain.count_inline(1);
+                    if let Some(next) = finish(&mut req, res, 0, &mut st.cqes, Some(&mut st.tw)) {
+                        st.tw.push_back(Tw::Issue(next));
+                    }
                 }
             }
         }
@@ -240,34 +258,51 @@ fn chain_len(req: &Req) -> u64 {
 #[inline]
 fn queue(ctx: &Arc<Ctx>, mut req: Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>) {
     match issue_once(ctx, &mut req, Mode::NonBlock) {
-        Some((res, flags)) => {
+        Outcome::Done(res, flags) => {
             ctx.drain.count_inline(1);
             if let Some(next) = finish(&mut req, res, flags, out, Some(tw)) {
                 tw.push_back(Tw::Issue(next));
             }
         }
-        None => wq::punt(ctx.clone(), Box::new(req)),
+        Outcome::Punt => wq::punt(ctx.clone(), Box::new(req)),
+        Outcome::Park => opdef::park(ctx, Box::new(req)),
     }
 }
 
-/// One issue attempt. Returns the result if the request completed, None if
-/// it must go to a worker (the caller punts it).
+/// One issue attempt: completed, to be punted to a worker, or parked.
 #[inline]
-fn issue_once(ctx: &Ctx, req: &mut Req, mode: Mode) -> Option<(i32, u32)> {
+fn issue_once(ctx: &Ctx, req: &mut Req, mode: Mode) -> Outcome {
     if let Some(res) = req.preset {
-        return Some((res, 0));
+        return Outcome::Done(res, 0);
     }
     if mode == Mode::NonBlock
         && (req.sqe_flags & abi::IOSQE_ASYNC != 0 || opdef::lookup(req.opcode).is_some_and(|d| d.may_block))
     {
-        return None;
+        return Outcome::Punt;
     }
     match opdef::issue(ctx, req, mode) {
-        Issue::Done(res, flags) => Some((res, flags)),
-        Issue::Punt if mode == Mode::NonBlock => None,
+        Issue::Done(res, flags) => Outcome::Done(res, flags),
+        Issue::Punt if mode == Mode::NonBlock => Outcome::Punt,
         // Blocking issue that still cannot proceed: report it, never lose it.
-        Issue::Punt => Some((-libc::EAGAIN, 0)),
+        Issue::Punt => Outcome::Done(-libc::EAGAIN, 0),
+        Issue::Park => Outcome::Park,
     }
+}
+
+/// Completes `req` from outside any submit call (a timer, a sequence
+/// count): its CQE is posted at once, and the next request of its chain
+/// goes to a worker.
+pub(crate) fn complete_elsewhere(ctx: &Arc<Ctx>, mut req: Box<Req>, res: i32) {
+    let mut out = Vec::new();
+    let before = chain_len(&req);
+    let next = finish(&mut req, res, 0, &mut out, None);
+    let left = next.as_deref().map_or(0, chain_len);
+    ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
+    ctx.post(&out, Origin::Async);
+    if let Some(next) = next {
+        wq::punt(ctx.clone(), next);
+    }
+    ctx.drain.release(ctx);
 }
 
 /// Runs `req` in a worker: blocking issue, then the rest of its chain in the
@@ -276,13 +311,23 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     let mut out = Vec::new();
     loop {
         let before = chain_len(&req);
-        let (res, flags) = issue_once(ctx, &mut req, Mode::Block).unwrap_or((-libc::EAGAIN, 0));
+        let (res, flags) = match issue_once(ctx, &mut req, Mode::Block) {
+            Outcome::Done(res, flags) => (res, flags),
+            Outcome::Park => {
+                opdef::park(ctx, req);
+                break;
+            }
+            Outcome::Punt => (-libc::EAGAIN, 0),
+        };
         let next = finish(&mut req, res, flags, &mut out, None);
         // Everything of the chain that is not still to run has finished.
         let left = next.as_deref().map_or(0, chain_len);
         ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
         ctx.post(&out, Origin::Async);
         out.clear();
+        for (req, res) in ctx.take_remote_tw() {
+            complete_elsewhere(ctx, req, res);
+        }
         match next {
             Some(n) => req = n,
             None => break,

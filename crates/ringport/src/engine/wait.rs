@@ -99,11 +99,12 @@ impl Ctx {
         if self.cq_ready() >= min {
             return Ok(());
         }
+        let timeouts = self.cq_timeouts.load(std::sync::atomic::Ordering::Acquire);
         let far = ts_add(now(), 86_400 * 365, 0);
         let deadline = arg.deadline.unwrap_or(far);
         let res = match arg.sigmask {
-            None => self.wait_futex(min, &deadline),
-            Some(mask) => self.wait_sigmask(min, &deadline, &mask),
+            None => self.wait_futex(min, &deadline, timeouts),
+            Some(mask) => self.wait_sigmask(min, &deadline, &mask, timeouts),
         };
         match res {
             Err(_) if self.cq_ready() > 0 => Ok(()),
@@ -111,10 +112,10 @@ impl Ctx {
         }
     }
 
-    fn wait_futex(&self, min: u32, deadline: &libc::timespec) -> Result<(), Errno> {
+    fn wait_futex(&self, min: u32, deadline: &libc::timespec, timeouts: u32) -> Result<(), Errno> {
         loop {
             self.flush_overflow();
-            let (ready, seq) = self.wait_register(min, false);
+            let (ready, seq) = self.wait_register(min, false, timeouts);
             if ready {
                 self.wait_unregister(false);
                 return Ok(());
@@ -136,11 +137,11 @@ impl Ctx {
     /// atomically with the sleep. Posters write the ring's wait eventfd while
     /// `sig_waiters` is non-zero (registered under the CQ lock, as the futex
     /// path's waiters are).
-    fn wait_sigmask(&self, min: u32, deadline: &libc::timespec, mask: &libc::sigset_t) -> Result<(), Errno> {
+    fn wait_sigmask(&self, min: u32, deadline: &libc::timespec, mask: &libc::sigset_t, timeouts: u32) -> Result<(), Errno> {
         let efd = self.sig_eventfd()?;
         loop {
             self.flush_overflow();
-            let (ready, _) = self.wait_register(min, true);
+            let (ready, _) = self.wait_register(min, true, timeouts);
             if ready {
                 self.wait_unregister(true);
                 return Ok(());

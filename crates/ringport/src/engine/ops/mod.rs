@@ -3,3 +3,4 @@
 pub(crate) mod fs;
 pub(crate) mod nop;
 pub(crate) mod rw;
+pub(crate) mod timeout;

@@ -1,0 +1,232 @@
+//! TIMEOUT and TIMEOUT_REMOVE (the kernel's io_uring/timeout.c).
+//!
+//! A TIMEOUT completes with `-ETIME` when its timer fires, or with 0 once
+//! `off` other completions have been posted (a *sequence* timeout). Timeouts
+//! that complete either way count in `cq_timeouts`, and their own CQEs do not
+//! count toward other sequence timeouts, as on the kernel. MULTISHOT re-arms
+//! and posts `-ETIME` with `IORING_CQE_F_MORE` until `off` firings (0: until
+//! removed). ETIME_SUCCESS makes an expiry not a failure for its chain.
+//!
+//! Each ring's pending timeouts live in its [`Table`], which owns their
+//! requests; the process-wide timer thread ([`crate::engine::timer`]) only
+//! holds (ring, generation id) pairs.
+
+use crate::abi;
+use crate::engine::opdef::{Issue, Mode, OpData, Req};
+use crate::engine::{timer, uaccess, Ctx, Errno, Sqe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A prepared TIMEOUT.
+pub(crate) struct Timeout {
+    sec: i64,
+    nsec: i64,
+    flags: u32,
+    off: u32,
+}
+
+impl Timeout {
+    /// An expiry is not a failure with IORING_TIMEOUT_ETIME_SUCCESS.
+    pub fn failed(&self, res: i32) -> bool {
+        res < 0 && !(res == -libc::ETIME && self.flags & abi::IORING_TIMEOUT_ETIME_SUCCESS != 0)
+    }
+}
+
+/// A prepared TIMEOUT_REMOVE (or update).
+pub(crate) struct TimeoutRemove {
+    target: u64,
+    /// With IORING_TIMEOUT_UPDATE: the new time and whether it is absolute.
+    update: Option<(i64, i64, bool)>,
+    link: bool,
+}
+
+/// One armed timeout.
+struct Pending {
+    /// Generation id of the armed timer.
+    timer: u64,
+    req: Box<Req>,
+    /// For a sequence timeout: the completion count that satisfies it.
+    target: Option<u32>,
+    /// MULTISHOT firings left (0: unlimited).
+    repeats: u32,
+}
+
+/// A ring's armed timeouts.
+#[derive(Default)]
+pub(crate) struct Table {
+    list: Vec<Pending>,
+}
+
+fn read_ts(addr: u64) -> Result<(i64, i64), Errno> {
+    // SAFETY: __kernel_timespec is plain data.
+    let ts: abi::__kernel_timespec = unsafe { uaccess::read_pod(addr)? };
+    if ts.tv_sec < 0 || ts.tv_nsec < 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok((ts.tv_sec, ts.tv_nsec))
+}
+
+fn one_clock(flags: u32) -> bool {
+    (flags & abi::IORING_TIMEOUT_CLOCK_MASK).count_ones() <= 1
+}
+
+pub(crate) fn prep_timeout(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.buf_index() != 0 || sqe.len() != 1 || sqe.file_index() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let flags = sqe.op_flags();
+    let allowed = abi::IORING_TIMEOUT_ABS
+        | abi::IORING_TIMEOUT_CLOCK_MASK
+        | abi::IORING_TIMEOUT_ETIME_SUCCESS
+        | abi::IORING_TIMEOUT_MULTISHOT;
+    if flags & !allowed != 0 || !one_clock(flags) {
+        return Err(Errno(libc::EINVAL));
+    }
+    let both = abi::IORING_TIMEOUT_MULTISHOT | abi::IORING_TIMEOUT_ABS;
+    if flags & both == both {
+        return Err(Errno(libc::EINVAL));
+    }
+    let (sec, nsec) = read_ts(sqe.addr())?;
+    Ok(OpData::Timeout(Timeout { sec, nsec, flags, off: sqe.off() as u32 }))
+}
+
+pub(crate) fn prep_timeout_remove(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.flags() & abi::IOSQE_FIXED_FILE != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if sqe.buf_index() != 0 || sqe.len() != 0 || sqe.file_index() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let flags = sqe.op_flags();
+    let mut rem = TimeoutRemove { target: sqe.addr(), update: None, link: false };
+    if flags & abi::IORING_TIMEOUT_UPDATE_MASK != 0 {
+        if !one_clock(flags) || flags & !(abi::IORING_TIMEOUT_UPDATE_MASK | abi::IORING_TIMEOUT_ABS) != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        rem.link = flags & abi::IORING_LINK_TIMEOUT_UPDATE != 0;
+        // addr2 shares its bytes with `off`.
+        let (sec, nsec) = read_ts(sqe.off())?;
+        rem.update = Some((sec, nsec, flags & abi::IORING_TIMEOUT_ABS != 0));
+    } else if flags != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok(OpData::TimeoutRemove(rem))
+}
+
+/// TIMEOUT never completes at issue: it is parked in the ring's table.
+pub(crate) fn issue_timeout(_ctx: &Ctx, _req: &mut Req, _mode: Mode) -> Issue {
+    Issue::Park
+}
+
+/// Monotonic deadline for `(sec, nsec)` on the timeout's clock.
+fn deadline(flags: u32, sec: i64, nsec: i64, abs: bool) -> u64 {
+    let t = (sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64);
+    let now = timer::mono_ns();
+    if !abs {
+        return now.saturating_add(t);
+    }
+    let clock = match flags & abi::IORING_TIMEOUT_CLOCK_MASK {
+        abi::IORING_TIMEOUT_BOOTTIME => libc::CLOCK_BOOTTIME,
+        abi::IORING_TIMEOUT_REALTIME => libc::CLOCK_REALTIME,
+        _ => libc::CLOCK_MONOTONIC,
+    };
+    let clock_now = timer::clock_ns(clock);
+    now.saturating_add(t.saturating_sub(clock_now))
+}
+
+/// Arms a TIMEOUT request (the kernel's `io_timeout`).
+pub(crate) fn arm(ctx: &Arc<Ctx>, req: Box<Req>) {
+    let OpData::Timeout(t) = &req.data else { return };
+    let multishot = t.flags & abi::IORING_TIMEOUT_MULTISHOT != 0;
+    let target = (t.off != 0 && !multishot).then(|| ctx.completion_seq().wrapping_add(t.off));
+    let repeats = if multishot { t.off } else { 0 };
+    let when = deadline(t.flags, t.sec, t.nsec, t.flags & abi::IORING_TIMEOUT_ABS != 0);
+    if target.is_some() {
+        ctx.seq_timeouts.store(true, Ordering::Release);
+    }
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    let id = timer::arm(ctx, when, fire);
+    table.list.push(Pending { timer: id, req, target, repeats });
+}
+
+/// The timer of generation `id` fired.
+fn fire(ctx: &Arc<Ctx>, id: u64) {
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(i) = table.list.iter().position(|p| p.timer == id) else { return };
+    ctx.cq_timeouts.fetch_add(1, Ordering::AcqRel);
+    let p = &mut table.list[i];
+    let OpData::Timeout(t) = &p.req.data else { return };
+    if t.flags & abi::IORING_TIMEOUT_MULTISHOT != 0 {
+        let again = t.off == 0 || {
+            p.repeats -= 1;
+            p.repeats > 0
+        };
+        if again {
+            let (ud, when) = (p.req.user_data, deadline(t.flags, t.sec, t.nsec, false));
+            p.timer = timer::arm(ctx, when, fire);
+            drop(table);
+            ctx.post(&[super::super::Cqe::new(ud, -libc::ETIME, abi::IORING_CQE_F_MORE)], super::super::complete::Origin::Async);
+            return;
+        }
+    }
+    let p = table.list.swap_remove(i);
+    drop(table);
+    super::super::submit::complete_elsewhere(ctx, p.req, -libc::ETIME);
+}
+
+/// Completes sequence timeouts whose count has been reached (the kernel's
+/// `io_flush_timeouts`); called after CQEs are posted.
+pub(crate) fn flush_seq(ctx: &Arc<Ctx>) {
+    let seq = ctx.completion_seq();
+    let mut done = Vec::new();
+    {
+        let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = 0;
+        while i < table.list.len() {
+            let reached = table.list[i].target.is_some_and(|t| seq.wrapping_sub(t) as i32 >= 0);
+            if reached {
+                let p = table.list.swap_remove(i);
+                timer::disarm(p.timer);
+                ctx.cq_timeouts.fetch_add(1, Ordering::AcqRel);
+                done.push(p.req);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    for req in done {
+        super::super::submit::complete_elsewhere(ctx, req, 0);
+    }
+}
+
+/// TIMEOUT_REMOVE: removes (the target completes with -ECANCELED, after
+/// this request's own CQE) or updates a pending timeout.
+pub(crate) fn issue_timeout_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+    let OpData::TimeoutRemove(rem) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    if rem.link {
+        // No LINK_TIMEOUT can be pending: ringport does not implement it yet.
+        return Issue::Done(-libc::ENOENT, 0);
+    }
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(i) = table.list.iter().position(|p| p.req.user_data == rem.target) else {
+        return Issue::Done(-libc::ENOENT, 0);
+    };
+    timer::disarm(table.list[i].timer);
+    match rem.update {
+        None => {
+            let p = table.list.swap_remove(i);
+            drop(table);
+            ctx.defer_completion(p.req, -libc::ECANCELED);
+        }
+        Some((sec, nsec, abs)) => {
+            let Some(arc) = ctx.self_arc() else { return Issue::Done(-libc::ENOENT, 0) };
+            let p = &mut table.list[i];
+            let OpData::Timeout(t) = &mut p.req.data else { return Issue::Done(-libc::EINVAL, 0) };
+            t.sec = sec;
+            t.nsec = nsec;
+            p.target = None;
+            p.timer = timer::arm(&arc, deadline(t.flags, sec, nsec, abs), fire);
+        }
+    }
+    Issue::Done(0, 0)
+}
