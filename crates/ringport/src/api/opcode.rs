@@ -241,3 +241,58 @@ impl TimeoutUpdate {
         e
     }
 }
+
+/// `IORING_OP_POLL_ADD`: completes with the ready `poll(2)` events of a
+/// file; with `multi(true)`, posts each readiness (with
+/// `IORING_CQE_F_MORE`) until removed.
+#[derive(Clone, Copy, Debug)]
+pub struct PollAdd {
+    fd: Target,
+    flags: u32,
+    multi: bool,
+}
+
+impl PollAdd {
+    /// The opcode.
+    pub const CODE: u8 = op::POLL_ADD;
+    /// Polls `fd` for `flags` (`libc::POLLIN` ...).
+    pub fn new(fd: impl Into<Target>, flags: u32) -> PollAdd {
+        PollAdd { fd: fd.into(), flags, multi: false }
+    }
+    /// Multishot: stay armed.
+    pub fn multi(mut self, multi: bool) -> PollAdd {
+        self.multi = multi;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = with_target(Entry::new(Self::CODE), self.fd);
+        e.0.__bindgen_anon_3.poll32_events = self.flags;
+        if self.multi {
+            e.0.len = abi::IORING_POLL_ADD_MULTI;
+        }
+        e
+    }
+}
+
+/// `IORING_OP_POLL_REMOVE`: removes the poll with `user_data`.
+#[derive(Clone, Copy, Debug)]
+pub struct PollRemove {
+    user_data: u64,
+}
+
+impl PollRemove {
+    /// The opcode.
+    pub const CODE: u8 = op::POLL_REMOVE;
+    /// Targets the poll whose SQE carried `user_data`.
+    pub fn new(user_data: u64) -> PollRemove {
+        PollRemove { user_data }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = -1;
+        e.0.__bindgen_anon_2.addr = self.user_data;
+        e
+    }
+}

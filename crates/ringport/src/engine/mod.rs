@@ -14,6 +14,7 @@ pub(crate) mod enter;
 pub(crate) mod opdef;
 pub(crate) mod ops;
 pub(crate) mod register;
+pub(crate) mod reactor;
 pub(crate) mod registry;
 pub(crate) mod ring;
 pub(crate) mod setup;
@@ -151,6 +152,8 @@ pub(crate) struct Ctx {
     /// This context itself, for code that only has `&Ctx` but must hand an
     /// `Arc` on (a timer, a worker).
     pub me: std::sync::Weak<Ctx>,
+    /// Armed polls (POLL_ADD, and reads/writes waiting for readiness).
+    pub polls: Mutex<ops::poll::Table>,
     /// Armed TIMEOUT requests.
     pub timeouts: Mutex<ops::timeout::Table>,
     /// Timeouts completed so far (expired or satisfied): a change wakes CQ

@@ -7,7 +7,7 @@
 //! submitted and gets an error CQE, and submission stops after it (unless
 //! `IORING_SETUP_SUBMIT_ALL`).
 
-use super::ops::{fs, nop, rw, timeout};
+use super::ops::{fs, nop, poll, rw, timeout};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -42,6 +42,8 @@ pub(crate) enum OpData {
     Fsync(fs::Fsync),
     Timeout(timeout::Timeout),
     TimeoutRemove(timeout::TimeoutRemove),
+    PollAdd(poll::PollAdd),
+    PollRemove(poll::PollRemove),
 }
 
 /// One request: a validated SQE, owned by the engine from prep to post.
@@ -117,10 +119,9 @@ pub(crate) struct OpDef {
     pub ioprio: bool,
     /// IOSQE_BUFFER_SELECT is allowed.
     pub buffer_select: bool,
-    /// The file can be polled for readiness (pipes, sockets): on EAGAIN
-    /// it should wait for readiness instead of occupying a worker. Read by
-    /// the poll reactor, which is not built yet (see ARCHITECTURE.md).
-    #[allow(dead_code)]
+    /// The op works on files that can be polled for readiness: on EAGAIN
+    /// from a pipe or socket it parks in the reactor instead of occupying
+    /// a worker.
     pub pollable: bool,
     /// The op may block however it is issued: always run by a worker.
     pub may_block: bool,
@@ -151,6 +152,9 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::READ_FIXED as usize] = def("READ_FIXED", true, true, true, false, rw::prep_read_fixed, rw::issue_read);
     t[op::WRITE_FIXED as usize] =
         def("WRITE_FIXED", true, true, true, false, rw::prep_write_fixed, rw::issue_write);
+    t[op::POLL_ADD as usize] = def("POLL_ADD", true, false, true, false, poll::prep_poll_add, poll::issue_poll_add);
+    t[op::POLL_REMOVE as usize] =
+        def("POLL_REMOVE", false, false, false, false, poll::prep_poll_remove, poll::issue_poll_remove);
     t[op::TIMEOUT as usize] = def("TIMEOUT", false, false, false, false, timeout::prep_timeout, timeout::issue_timeout);
     t[op::TIMEOUT_REMOVE as usize] =
         def("TIMEOUT_REMOVE", false, false, false, false, timeout::prep_timeout_remove, timeout::issue_timeout_remove);
@@ -260,6 +264,11 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
 pub(crate) fn park(ctx: &Arc<Ctx>, req: Box<Req>) {
     match req.data {
         OpData::Timeout(_) => timeout::arm(ctx, req),
+        OpData::PollAdd(_) => poll::arm(ctx, req),
+        OpData::Rw(_) => {
+            let write = matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED);
+            poll::arm_retry(ctx, req, write)
+        }
         // No other family parks: complete rather than lose it.
         _ => super::submit::complete_elsewhere(ctx, req, -libc::EINVAL),
     }

@@ -49,7 +49,8 @@ pub(crate) const FEATURES: u32 = abi::IORING_FEAT_NODROP
     | abi::IORING_FEAT_RW_CUR_POS
     | abi::IORING_FEAT_EXT_ARG
     | abi::IORING_FEAT_NATIVE_WORKERS
-    | abi::IORING_FEAT_CQE_SKIP;
+    | abi::IORING_FEAT_CQE_SKIP
+    | abi::IORING_FEAT_FAST_POLL;
 
 /// The kernel's parameter checks, in its order. Fills sq/cq entries.
 fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {
@@ -147,6 +148,7 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
     let ctx = Arc::new_cyclic(|me| Ctx {
         me: me.clone(),
         timeouts: Default::default(),
+        polls: Default::default(),
         cq_timeouts: AtomicU32::new(0),
         seq_timeouts: AtomicBool::new(false),
         cq_posted: AtomicU32::new(0),

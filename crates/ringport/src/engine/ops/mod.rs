@@ -2,5 +2,6 @@
 
 pub(crate) mod fs;
 pub(crate) mod nop;
+pub(crate) mod poll;
 pub(crate) mod rw;
 pub(crate) mod timeout;

@@ -188,6 +188,10 @@ fn completes_short(fd: i32) -> bool {
     mode == libc::S_IFREG || mode == libc::S_IFBLK
 }
 
+fn pollable(opcode: u8) -> bool {
+    crate::engine::opdef::lookup(opcode).is_some_and(|d| d.pollable)
+}
+
 fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     let fd = req.file.raw();
     let OpData::Rw(rw) = &mut req.data else { return Issue::Done(-libc::EINVAL, 0) };
@@ -233,6 +237,10 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     };
     if n < 0 {
         let e = Errno::last();
+        if nonblock && e.0 == libc::EAGAIN && !completes_short(fd) && pollable(req.opcode) {
+            // A pipe or socket: wait for readiness, then retry.
+            return Issue::Park;
+        }
         if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
             return Issue::Punt;
         }

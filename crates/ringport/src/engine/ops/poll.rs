@@ -1,0 +1,236 @@
+//! POLL_ADD, POLL_REMOVE, and readiness retry for reads and writes
+//! (the kernel's io_uring/poll.c, including its "fast poll").
+//!
+//! A one-shot POLL_ADD that is ready at once completes inline, like the
+//! kernel's first `vfs_poll`; otherwise it is armed in the process's reactor
+//! ([`crate::engine::reactor`]). A multishot poll stays armed and posts each
+//! readiness with `IORING_CQE_F_MORE`. A read or write on a pollable file
+//! (pipe, socket, eventfd...) that answers EAGAIN is armed the same way and
+//! retried when the file is ready, so no thread ever blocks on such a file.
+//!
+//! Each ring's armed polls live in its [`Table`], which owns their requests.
+
+use crate::abi;
+use crate::engine::opdef::{self, Issue, Mode, OpData, Req};
+use crate::engine::{reactor, register, submit, Ctx, Errno, Sqe};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// Bits the kernel always polls for (`IO_POLL_UNMASK`).
+const UNMASK: u32 = (libc::EPOLLERR | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 | 0x20 /* EPOLLNVAL */;
+
+/// A prepared POLL_ADD.
+pub(crate) struct PollAdd {
+    /// The 16 poll bits asked for.
+    events: u32,
+    multishot: bool,
+    level: bool,
+}
+
+/// A prepared POLL_REMOVE (or update).
+pub(crate) struct PollRemove {
+    target: u64,
+    events: Option<u32>,
+    user_data: Option<u64>,
+}
+
+enum Kind {
+    Poll,
+    /// A read or write waiting to be retried.
+    Retry,
+}
+
+struct Armed {
+    req: Box<Req>,
+    /// Our duplicate of the polled fd, registered in the reactor.
+    fd: OwnedFd,
+    /// EPOLL* bits registered.
+    events: u32,
+    kind: Kind,
+}
+
+/// A ring's armed polls, by reactor key.
+#[derive(Default)]
+pub(crate) struct Table {
+    armed: HashMap<u64, Armed>,
+}
+
+pub(crate) fn prep_poll_add(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.buf_index() != 0 || sqe.off() != 0 || sqe.addr() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let flags = sqe.len();
+    if flags & !(abi::IORING_POLL_ADD_MULTI | abi::IORING_POLL_ADD_LEVEL) != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let multishot = flags & abi::IORING_POLL_ADD_MULTI != 0;
+    if multishot && sqe.flags() & abi::IOSQE_CQE_SKIP_SUCCESS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok(OpData::PollAdd(PollAdd {
+        events: sqe.op_flags() & 0xffff,
+        multishot,
+        level: flags & abi::IORING_POLL_ADD_LEVEL != 0,
+    }))
+}
+
+pub(crate) fn prep_poll_remove(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.buf_index() != 0 || sqe.file_index() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let flags = sqe.len();
+    let known = abi::IORING_POLL_UPDATE_EVENTS | abi::IORING_POLL_UPDATE_USER_DATA | abi::IORING_POLL_ADD_MULTI;
+    if flags & !known != 0 || flags == abi::IORING_POLL_ADD_MULTI {
+        return Err(Errno(libc::EINVAL));
+    }
+    let update_ud = flags & abi::IORING_POLL_UPDATE_USER_DATA != 0;
+    if !update_ud && sqe.off() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let events = if flags & abi::IORING_POLL_UPDATE_EVENTS != 0 {
+        Some(sqe.op_flags() & 0xffff)
+    } else if sqe.op_flags() != 0 {
+        return Err(Errno(libc::EINVAL));
+    } else {
+        None
+    };
+    Ok(OpData::PollRemove(PollRemove { target: sqe.addr(), events, user_data: update_ud.then(|| sqe.off()) }))
+}
+
+/// Readiness of `fd` for `events` right now (poll bits; 0 if none).
+pub(crate) fn poll_now(fd: i32, events: u32) -> u32 {
+    let mut p = libc::pollfd { fd, events: (events | UNMASK) as i16, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n == 1 {
+        p.revents as u16 as u32 & (events | UNMASK)
+    } else {
+        0
+    }
+}
+
+pub(crate) fn issue_poll_add(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+    let OpData::PollAdd(p) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    if !p.multishot {
+        let mask = poll_now(req.file.raw(), p.events);
+        if mask != 0 {
+            return Issue::Done(mask as i32, 0);
+        }
+    }
+    Issue::Park
+}
+
+fn arm_key(ctx: &Arc<Ctx>, req: Box<Req>, events: u32, kind: Kind) -> Result<(), (Box<Req>, Errno)> {
+    let fd = match register::dup_private(req.file.raw()) {
+        Ok(fd) => fd,
+        Err(e) => return Err((req, e)),
+    };
+    let key = reactor::new_key();
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = reactor::add(ctx, key, fd.as_raw_fd(), events, ready) {
+        return Err((req, e));
+    }
+    table.armed.insert(key, Armed { req, fd, events, kind });
+    Ok(())
+}
+
+/// Arms a POLL_ADD request.
+pub(crate) fn arm(ctx: &Arc<Ctx>, req: Box<Req>) {
+    let OpData::PollAdd(p) = &req.data else { return };
+    let mut events = p.events | UNMASK;
+    if !p.multishot {
+        events |= libc::EPOLLONESHOT as u32;
+    }
+    if !p.level {
+        events |= libc::EPOLLET as u32;
+    }
+    if let Err((req, e)) = arm_key(ctx, req, events, Kind::Poll) {
+        submit::complete_elsewhere(ctx, req, e.neg());
+    }
+}
+
+/// Arms a read or write that hit EAGAIN, to retry it when ready.
+pub(crate) fn arm_retry(ctx: &Arc<Ctx>, req: Box<Req>, write: bool) {
+    let want = if write { libc::EPOLLOUT } else { libc::EPOLLIN } as u32;
+    if let Err((req, e)) = arm_key(ctx, req, want | UNMASK | libc::EPOLLONESHOT as u32, Kind::Retry) {
+        submit::complete_elsewhere(ctx, req, e.neg());
+    }
+}
+
+/// The reactor reports `revents` on `key`.
+fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(a) = table.armed.get(&key) else { return };
+    let mask = revents & a.events & (0xffff | UNMASK);
+    let multishot = matches!((&a.kind, &a.req.data), (Kind::Poll, OpData::PollAdd(p)) if p.multishot);
+    if multishot {
+        let ud = a.req.user_data;
+        drop(table);
+        ctx.post(&[crate::engine::Cqe::new(ud, mask as i32, abi::IORING_CQE_F_MORE)], crate::engine::complete::Origin::Async);
+        return;
+    }
+    let Some(a) = table.armed.remove(&key) else { return };
+    drop(table);
+    reactor::remove(key, a.fd.as_raw_fd());
+    drop(a.fd);
+    match a.kind {
+        Kind::Poll => submit::complete_elsewhere(ctx, a.req, mask as i32),
+        Kind::Retry => retry(ctx, a.req),
+    }
+}
+
+/// Retries a read or write now that its file is ready.
+fn retry(ctx: &Arc<Ctx>, mut req: Box<Req>) {
+    match opdef::issue(ctx, &mut req, Mode::NonBlock) {
+        Issue::Done(res, _) => submit::complete_elsewhere(ctx, req, res),
+        Issue::Park => opdef::park(ctx, req),
+        Issue::Punt => crate::engine::wq::punt(ctx.clone(), req),
+    }
+}
+
+/// Takes an armed request out of the reactor, if `user_data` names one.
+/// Only POLL_ADD requests match unless `any_kind`.
+pub(crate) fn take(ctx: &Ctx, user_data: u64, any_kind: bool) -> Option<Box<Req>> {
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let key = table
+        .armed
+        .iter()
+        .find(|(_, a)| a.req.user_data == user_data && (any_kind || matches!(a.kind, Kind::Poll)))
+        .map(|(k, _)| *k)?;
+    let a = table.armed.remove(&key)?;
+    drop(table);
+    reactor::remove(key, a.fd.as_raw_fd());
+    Some(a.req)
+}
+
+pub(crate) fn issue_poll_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+    let OpData::PollRemove(rem) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    if rem.events.is_none() && rem.user_data.is_none() {
+        return match take(ctx, rem.target, false) {
+            Some(victim) => {
+                ctx.defer_completion(victim, -libc::ECANCELED);
+                Issue::Done(0, 0)
+            }
+            None => Issue::Done(-libc::ENOENT, 0),
+        };
+    }
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((&key, a)) = table.armed.iter_mut().find(|(_, a)| a.req.user_data == rem.target && matches!(a.kind, Kind::Poll))
+    else {
+        return Issue::Done(-libc::ENOENT, 0);
+    };
+    if let Some(ud) = rem.user_data {
+        a.req.user_data = ud;
+    }
+    if let Some(ev) = rem.events {
+        a.events = (a.events & !0xffff) | ev;
+        if let OpData::PollAdd(p) = &mut a.req.data {
+            p.events = ev;
+        }
+        if let Err(e) = reactor::modify(key, a.fd.as_raw_fd(), a.events) {
+            return Issue::Done(e.neg(), 0);
+        }
+    }
+    Issue::Done(0, 0)
+}

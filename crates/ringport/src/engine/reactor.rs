@@ -1,0 +1,111 @@
+//! The readiness reactor: one epoll instance and one thread for the whole
+//! process, serving every ring's armed polls.
+//!
+//! An armed poll registers a private duplicate of the program's fd (epoll
+//! keys a registration on the fd *and* the open file, so one fd can be
+//! polled by many requests this way, and the poll keeps the file alive as
+//! the kernel's poll does). Registrations are removed with EPOLL_CTL_DEL
+//! before the duplicate is closed: closing alone would leave it armed while
+//! the program's own fd keeps the file open.
+
+use super::Ctx;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// What a ready registration calls: the ring, the key, and the events.
+pub(crate) type Ready = fn(&Arc<Ctx>, u64, u32);
+
+struct Reactor {
+    epfd: i32,
+    owners: Mutex<HashMap<u64, (Weak<Ctx>, Ready)>>,
+}
+
+static REACTOR: OnceLock<Option<Reactor>> = OnceLock::new();
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+fn reactor() -> Option<&'static Reactor> {
+    REACTOR
+        .get_or_init(|| {
+            // SAFETY: plain syscall; the result is checked.
+            let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if epfd < 0 {
+                return None;
+            }
+            std::thread::Builder::new().name("ringport-poll".into()).spawn(run).ok()?;
+            Some(Reactor { epfd, owners: Mutex::new(HashMap::new()) })
+        })
+        .as_ref()
+}
+
+/// A fresh registration key.
+pub(crate) fn new_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Registers `fd` (a private duplicate the caller owns) for `events`
+/// (EPOLL* bits, including EPOLLONESHOT/EPOLLET as wanted) under `key`.
+pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) -> Result<(), super::Errno> {
+    let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
+    r.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (Arc::downgrade(ctx), ready));
+    let mut ev = libc::epoll_event { events, u64: key };
+    // SAFETY: ev is a valid epoll_event; fd and epfd are open.
+    if unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        let e = super::Errno::last();
+        r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Changes the events of a registration (re-enables a fired EPOLLONESHOT).
+pub(crate) fn modify(key: u64, fd: i32, events: u32) -> Result<(), super::Errno> {
+    let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
+    let mut ev = libc::epoll_event { events, u64: key };
+    // SAFETY: as in add.
+    if unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) } != 0 {
+        return Err(super::Errno::last());
+    }
+    Ok(())
+}
+
+/// Removes a registration. The caller closes `fd` afterwards.
+pub(crate) fn remove(key: u64, fd: i32) {
+    if let Some(r) = reactor() {
+        // SAFETY: EPOLL_CTL_DEL ignores the event argument.
+        unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+        r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
+}
+
+fn run() {
+    // SAFETY: blocking every signal on this thread only.
+    unsafe {
+        let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigfillset(set.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), core::ptr::null_mut());
+    }
+    let r = loop {
+        if let Some(Some(r)) = REACTOR.get() {
+            break r;
+        }
+        std::thread::yield_now();
+    };
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+    loop {
+        // SAFETY: events has room for 64 entries.
+        let n = unsafe { libc::epoll_wait(r.epfd, events.as_mut_ptr(), events.len() as i32, -1) };
+        if n < 0 {
+            continue;
+        }
+        for ev in &events[..n as usize] {
+            let (key, revents) = (ev.u64, ev.events);
+            let owner = r.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+            if let Some((ctx, ready)) = owner {
+                if let Some(ctx) = ctx.upgrade() {
+                    ready(&ctx, key, revents);
+                }
+            }
+        }
+    }
+}

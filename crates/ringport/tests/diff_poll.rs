@@ -1,0 +1,156 @@
+//! POLL_ADD, POLL_REMOVE and reads that wait for readiness, differential:
+//! each scenario runs on the kernel (through the `io-uring` crate) and on
+//! ringport, and the CQE streams must match.
+
+use std::time::{Duration, Instant};
+
+type Cqes = Vec<(u64, i32, u32)>;
+
+/// A pipe whose ends close on drop.
+struct Pipe {
+    r: i32,
+    w: i32,
+}
+
+impl Pipe {
+    fn new(flags: i32) -> Pipe {
+        let mut p = [0i32; 2];
+        // SAFETY: p is a valid 2-int array.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), flags | libc::O_CLOEXEC) }, 0);
+        Pipe { r: p[0], w: p[1] }
+    }
+    fn put(&self, b: &[u8]) {
+        // SAFETY: writing from a live slice to our pipe.
+        assert_eq!(unsafe { libc::write(self.w, b.as_ptr().cast(), b.len()) }, b.len() as isize);
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: closing our own fds.
+        unsafe {
+            libc::close(self.r);
+            libc::close(self.w);
+        }
+    }
+}
+
+macro_rules! scenario {
+    ($name:ident, |$ring:ident, $c:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            pub fn kernel() -> Result<Cqes, String> {
+                use io_uring as $c;
+                let mut $ring = $c::IoUring::new(16).map_err(|e| e.to_string())?;
+                Ok($body)
+            }
+            pub fn ringport() -> Result<Cqes, String> {
+                use ringport as $c;
+                let mut $ring = $c::IoUring::new(16).map_err(|e| e.to_string())?;
+                Ok($body)
+            }
+        }
+        #[test]
+        fn $name() {
+            let k = match $name::kernel() {
+                Ok(k) => k,
+                Err(e) => {
+                    println!("SKIPPED {}: the kernel's io_uring is unavailable ({e})", stringify!($name));
+                    return;
+                }
+            };
+            let r = $name::ringport().expect("ringport ring");
+            println!("{}: kernel {:?}", stringify!($name), k);
+            assert_eq!(r, k, "ringport vs kernel CQEs");
+        }
+    };
+}
+
+macro_rules! push {
+    ($ring:ident, $($e:expr),+ $(,)?) => {{
+        $(
+            // SAFETY: every buffer an entry points at outlives its CQE.
+            unsafe { $ring.submission().push(&$e).unwrap() };
+        )+
+    }};
+}
+
+/// Reaps until `n` CQEs arrived or 5 s passed.
+macro_rules! reap {
+    ($ring:ident, $n:expr) => {{
+        let mut got: Cqes = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < $n && Instant::now() < deadline {
+            let _ = $ring.submit_and_wait(1);
+            got.extend($ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        }
+        got
+    }};
+}
+
+/// Everything already posted, after a short settle.
+macro_rules! drain {
+    ($ring:ident) => {{
+        std::thread::sleep(Duration::from_millis(20));
+        let _ = $ring.submit();
+        $ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect::<Cqes>()
+    }};
+}
+
+const IN: u32 = libc::POLLIN as u32;
+
+scenario!(ready_pipe_completes_inline, |ring, c| {
+    let p = Pipe::new(0);
+    p.put(b"x");
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1));
+    push!(ring, c::opcode::Nop::new().build().user_data(2));
+    ring.submit().unwrap();
+    ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect::<Cqes>()
+});
+
+scenario!(poll_waits_for_data, |ring, c| {
+    let p = Pipe::new(0);
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1));
+    let mut got = drain!(ring);
+    p.put(b"x");
+    got.extend(reap!(ring, 1));
+    got
+});
+
+scenario!(multishot_then_remove, |ring, c| {
+    let p = Pipe::new(0);
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).multi(true).build().user_data(1));
+    let mut got = drain!(ring);
+    for _ in 0..3 {
+        p.put(b"x");
+        got.extend(reap!(ring, 1));
+    }
+    push!(ring, c::opcode::PollRemove::new(1).build().user_data(2));
+    got.extend(reap!(ring, 2));
+    push!(ring, c::opcode::PollRemove::new(1).build().user_data(3));
+    got.extend(reap!(ring, 1));
+    got
+});
+
+scenario!(read_on_empty_pipe_waits, |ring, c| {
+    let p = Pipe::new(0);
+    let mut buf = [0u8; 8];
+    push!(ring, c::opcode::Read::new(c::types::Fd(p.r), buf.as_mut_ptr(), 8).build().user_data(1));
+    push!(ring, c::opcode::Nop::new().build().user_data(2));
+    let mut got = drain!(ring);
+    p.put(b"hello");
+    got.extend(reap!(ring, 1));
+    assert_eq!(&buf[..5], b"hello");
+    got
+});
+
+scenario!(read_on_nonblocking_pipe_waits_too, |ring, c| {
+    let p = Pipe::new(libc::O_NONBLOCK);
+    let mut buf = [0u8; 8];
+    push!(ring, c::opcode::Read::new(c::types::Fd(p.r), buf.as_mut_ptr(), 8).build().user_data(1));
+    let mut got = drain!(ring);
+    p.put(b"hi");
+    got.extend(reap!(ring, 1));
+    got
+});
