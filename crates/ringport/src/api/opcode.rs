@@ -296,3 +296,54 @@ impl PollRemove {
         e
     }
 }
+
+/// `IORING_OP_ASYNC_CANCEL` by user data.
+#[derive(Clone, Copy, Debug)]
+pub struct AsyncCancel {
+    user_data: u64,
+}
+
+impl AsyncCancel {
+    /// The opcode.
+    pub const CODE: u8 = op::ASYNC_CANCEL;
+    /// Cancels the request whose SQE carried `user_data`.
+    pub fn new(user_data: u64) -> AsyncCancel {
+        AsyncCancel { user_data }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        AsyncCancel2::new(crate::types::CancelBuilder::user_data(self.user_data)).build()
+    }
+}
+
+/// `IORING_OP_ASYNC_CANCEL` with a [`crate::types::CancelBuilder`].
+#[derive(Clone, Copy, Debug)]
+pub struct AsyncCancel2 {
+    builder: crate::types::CancelBuilder,
+}
+
+impl AsyncCancel2 {
+    /// The opcode.
+    pub const CODE: u8 = op::ASYNC_CANCEL;
+    /// Cancels what `builder` names.
+    pub fn new(builder: crate::types::CancelBuilder) -> AsyncCancel2 {
+        AsyncCancel2 { builder }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let b = self.builder;
+        let mut e = match b.fd {
+            Some(t) => with_target(Entry::new(Self::CODE), t),
+            None => {
+                let mut e = Entry::new(Self::CODE);
+                e.0.fd = -1;
+                e
+            }
+        };
+        let fixed = matches!(b.fd, Some(Target::Fixed(_)));
+        e.0.flags &= !abi::IOSQE_FIXED_FILE;
+        e.0.__bindgen_anon_2.addr = b.user_data;
+        e.0.__bindgen_anon_3.cancel_flags = b.flags | if fixed { abi::IORING_ASYNC_CANCEL_FD_FIXED } else { 0 };
+        e
+    }
+}

@@ -107,3 +107,31 @@ impl core::ops::BitOr for TimeoutFlags {
         TimeoutFlags(self.0 | o.0)
     }
 }
+
+/// Which requests an [`crate::opcode::AsyncCancel2`] targets.
+#[derive(Clone, Copy, Debug)]
+pub struct CancelBuilder {
+    pub(crate) flags: u32,
+    pub(crate) user_data: u64,
+    pub(crate) fd: Option<Target>,
+}
+
+impl CancelBuilder {
+    /// Every request (IORING_ASYNC_CANCEL_ANY).
+    pub fn any() -> CancelBuilder {
+        CancelBuilder { flags: crate::abi::IORING_ASYNC_CANCEL_ANY, user_data: 0, fd: None }
+    }
+    /// Requests with this user data.
+    pub fn user_data(user_data: u64) -> CancelBuilder {
+        CancelBuilder { flags: 0, user_data, fd: None }
+    }
+    /// Requests on this file (IORING_ASYNC_CANCEL_FD).
+    pub fn fd(fd: impl Into<Target>) -> CancelBuilder {
+        CancelBuilder { flags: crate::abi::IORING_ASYNC_CANCEL_FD, user_data: 0, fd: Some(fd.into()) }
+    }
+    /// Every match, not just the first (IORING_ASYNC_CANCEL_ALL).
+    pub fn all(mut self) -> CancelBuilder {
+        self.flags |= crate::abi::IORING_ASYNC_CANCEL_ALL;
+        self
+    }
+}

@@ -7,7 +7,7 @@
 //! submitted and gets an error CQE, and submission stops after it (unless
 //! `IORING_SETUP_SUBMIT_ALL`).
 
-use super::ops::{fs, nop, poll, rw, timeout};
+use super::ops::{cancel, fs, nop, poll, rw, timeout};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -44,6 +44,7 @@ pub(crate) enum OpData {
     TimeoutRemove(timeout::TimeoutRemove),
     PollAdd(poll::PollAdd),
     PollRemove(poll::PollRemove),
+    Cancel(cancel::Spec),
 }
 
 /// One request: a validated SQE, owned by the engine from prep to post.
@@ -155,6 +156,8 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::POLL_ADD as usize] = def("POLL_ADD", true, false, true, false, poll::prep_poll_add, poll::issue_poll_add);
     t[op::POLL_REMOVE as usize] =
         def("POLL_REMOVE", false, false, false, false, poll::prep_poll_remove, poll::issue_poll_remove);
+    t[op::ASYNC_CANCEL as usize] =
+        def("ASYNC_CANCEL", false, false, false, false, cancel::prep_cancel, cancel::issue_cancel);
     t[op::TIMEOUT as usize] = def("TIMEOUT", false, false, false, false, timeout::prep_timeout, timeout::issue_timeout);
     t[op::TIMEOUT_REMOVE as usize] =
         def("TIMEOUT_REMOVE", false, false, false, false, timeout::prep_timeout_remove, timeout::issue_timeout_remove);

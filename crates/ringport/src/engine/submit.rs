@@ -311,7 +311,10 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     let mut out = Vec::new();
     loop {
         let before = chain_len(&req);
-        let (res, flags) = match issue_once(ctx, &mut req, Mode::Block) {
+        wq::set_running(ctx, &req);
+        let outcome = issue_once(ctx, &mut req, Mode::Block);
+        wq::clear_running();
+        let (res, flags) = match outcome {
             Outcome::Done(res, flags) => (res, flags),
             Outcome::Park => {
                 opdef::park(ctx, req);

@@ -6,10 +6,12 @@
 //! exit after a while without work. They block every signal, so that signals
 //! meant for the program reach the program's own threads.
 
+use super::ops::cancel::{Ident, Spec};
 use super::opdef::Req;
 use super::submit::run_in_worker;
 use super::Ctx;
-use std::collections::VecDeque;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -27,6 +29,9 @@ struct State {
     queue: VecDeque<Work>,
     idle: usize,
     workers: usize,
+    /// What each worker is running: its ring (by address) and the request.
+    running: Option<HashMap<u64, (usize, Ident)>>,
+    next_worker: u64,
 }
 
 struct Pool {
@@ -35,7 +40,7 @@ struct Pool {
 }
 
 static POOL: Pool = Pool {
-    state: Mutex::new(State { queue: VecDeque::new(), idle: 0, workers: 0 }),
+    state: Mutex::new(State { queue: VecDeque::new(), idle: 0, workers: 0, running: None, next_worker: 0 }),
     cv: Condvar::new(),
 };
 
@@ -64,6 +69,57 @@ pub(crate) fn punt(ctx: Arc<Ctx>, req: Box<Req>) {
     }
 }
 
+thread_local! {
+    /// This worker's id in `State::running` (None off the pool).
+    static WORKER: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Records that this worker now runs `req` of `ctx` (for cancellation).
+pub(crate) fn set_running(ctx: &Ctx, req: &Req) {
+    let Some(id) = WORKER.with(|w| w.get()) else { return };
+    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    st.running.get_or_insert_with(HashMap::new).insert(id, (ctx as *const Ctx as usize, Ident::of(req)));
+}
+
+/// Records that this worker runs nothing.
+pub(crate) fn clear_running() {
+    let Some(id) = WORKER.with(|w| w.get()) else { return };
+    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = st.running.as_mut() {
+        r.remove(&id);
+    }
+}
+
+/// Removes queued (not yet started) requests of `ctx` that `spec` matches:
+/// the first one, or all of them.
+pub(crate) fn cancel_queued(ctx: &Ctx, spec: &Spec, all: bool) -> Vec<Box<Req>> {
+    let me = ctx as *const Ctx;
+    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < st.queue.len() {
+        let w = &st.queue[i];
+        if std::ptr::eq(Arc::as_ptr(&w.ctx), me) && spec.matches(&Ident::of(&w.req)) {
+            if let Some(w) = st.queue.remove(i) {
+                out.push(w.req);
+            }
+            if !all {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// How many requests of `ctx` that `spec` matches are running in workers.
+pub(crate) fn count_running(ctx: &Ctx, spec: &Spec) -> usize {
+    let me = ctx as *const Ctx as usize;
+    let st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    st.running.as_ref().map_or(0, |r| r.values().filter(|(c, id)| *c == me && spec.matches(id)).count())
+}
+
 fn block_signals() {
     // SAFETY: sigfillset/pthread_sigmask on a local, valid sigset.
     unsafe {
@@ -76,6 +132,9 @@ fn block_signals() {
 fn worker() {
     block_signals();
     let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    st.next_worker += 1;
+    let id = st.next_worker;
+    WORKER.with(|w| w.set(Some(id)));
     loop {
         if let Some(w) = st.queue.pop_front() {
             drop(st);

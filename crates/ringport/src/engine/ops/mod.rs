@@ -1,5 +1,6 @@
 //! One module per op family, like the kernel's `io_uring/` directory.
 
+pub(crate) mod cancel;
 pub(crate) mod fs;
 pub(crate) mod nop;
 pub(crate) mod poll;

@@ -189,6 +189,27 @@ fn retry(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     }
 }
 
+/// Takes up to `max` armed requests (polls and waiting reads/writes) that
+/// `spec` matches out of the reactor.
+pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -> Vec<Box<Req>> {
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let keys: Vec<u64> = table
+        .armed
+        .iter()
+        .filter(|(_, a)| spec.matches(&super::cancel::Ident::of(&a.req)))
+        .map(|(k, _)| *k)
+        .take(max)
+        .collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(a) = table.armed.remove(&key) {
+            reactor::remove(key, a.fd.as_raw_fd());
+            out.push(a.req);
+        }
+    }
+    out
+}
+
 /// Takes an armed request out of the reactor, if `user_data` names one.
 /// Only POLL_ADD requests match unless `any_kind`.
 pub(crate) fn take(ctx: &Ctx, user_data: u64, any_kind: bool) -> Option<Box<Req>> {

@@ -201,8 +201,10 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
         }
     }
     let user_nowait = rw.rw_flags & libc::RWF_NOWAIT != 0;
-    let nonblock = mode == Mode::NonBlock && !user_nowait;
-    let flags = rw.rw_flags | if nonblock { libc::RWF_NOWAIT } else { 0 };
+    // In a worker, a pollable file is still never waited on by blocking:
+    // like io-wq, try it non-blocking and wait in the reactor.
+    let nonblock = !user_nowait && (mode == Mode::NonBlock || !completes_short(fd));
+    let mut flags = rw.rw_flags | if nonblock { libc::RWF_NOWAIT } else { 0 };
     let single;
     let owned;
     let iov: &[libc::iovec] = if rw.done == 0 && !rw.iov.is_empty() {
@@ -231,6 +233,12 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
         if n < 0 && off != -1 && Errno::last().0 == libc::ESPIPE {
             // A stream: the kernel ignores the offset.
             off = -1;
+            continue;
+        }
+        if n < 0 && mode == Mode::Block && nonblock && flags & libc::RWF_NOWAIT != 0 && Errno::last().0 == libc::EOPNOTSUPP {
+            // In a worker, a file without RWF_NOWAIT support is simply
+            // issued blocking.
+            flags &= !libc::RWF_NOWAIT;
             continue;
         }
         break n;

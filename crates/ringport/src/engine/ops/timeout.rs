@@ -199,6 +199,23 @@ pub(crate) fn flush_seq(ctx: &Arc<Ctx>) {
     }
 }
 
+/// Takes up to `max` pending timeouts that `spec` matches.
+pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -> Vec<Box<Req>> {
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < table.list.len() && out.len() < max {
+        if spec.matches(&super::cancel::Ident::of(&table.list[i].req)) {
+            let p = table.list.remove(i);
+            timer::disarm(p.timer);
+            out.push(p.req);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 /// TIMEOUT_REMOVE: removes (the target completes with -ECANCELED, after
 /// this request's own CQE) or updates a pending timeout.
 pub(crate) fn issue_timeout_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {

@@ -1,0 +1,136 @@
+//! ASYNC_CANCEL (the kernel's io_uring/cancel.c).
+//!
+//! A request can be found in four places: waiting in the worker queue
+//! (removed, completes with -ECANCELED), running in a worker (-EALREADY:
+//! workers only run blocking file I/O, which no signal would interrupt;
+//! reads and writes on pollable files wait in the reactor instead, as the
+//! kernel's io-wq arms poll for them), armed in the reactor, or armed as a
+//! timeout (both removed, -ECANCELED). Victims post their CQEs after the
+//! cancel request's own, as task work does on Linux.
+
+use crate::abi;
+use crate::engine::opdef::{Issue, Mode, OpData, Req};
+use crate::engine::{wq, Ctx, Errno, Sqe};
+
+/// The `IORING_ASYNC_CANCEL_*` flags the kernel defines.
+const CANCEL_FLAGS: u32 = abi::IORING_ASYNC_CANCEL_ALL
+    | abi::IORING_ASYNC_CANCEL_FD
+    | abi::IORING_ASYNC_CANCEL_ANY
+    | abi::IORING_ASYNC_CANCEL_FD_FIXED
+    | abi::IORING_ASYNC_CANCEL_USERDATA
+    | abi::IORING_ASYNC_CANCEL_OP;
+
+/// What identifies the requests to cancel (the kernel's `io_cancel_data`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spec {
+    pub flags: u32,
+    pub user_data: u64,
+    pub fd: i32,
+    pub opcode: u8,
+}
+
+/// The parts of a request a cancel can match on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ident {
+    pub user_data: u64,
+    pub fd: i32,
+    pub fixed: bool,
+    pub opcode: u8,
+}
+
+impl Ident {
+    /// The identity of `req`.
+    pub fn of(req: &Req) -> Ident {
+        Ident {
+            user_data: req.user_data,
+            fd: req.fd,
+            fixed: req.sqe_flags & abi::IOSQE_FIXED_FILE != 0,
+            opcode: req.opcode,
+        }
+    }
+}
+
+impl Spec {
+    /// The kernel's `io_cancel_req_match`.
+    pub fn matches(&self, id: &Ident) -> bool {
+        let f = self.flags;
+        if f & abi::IORING_ASYNC_CANCEL_ANY != 0 {
+            return true;
+        }
+        let by_ud = f & abi::IORING_ASYNC_CANCEL_USERDATA != 0
+            || f & (abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_OP) == 0;
+        if f & abi::IORING_ASYNC_CANCEL_FD != 0 {
+            let fixed = f & abi::IORING_ASYNC_CANCEL_FD_FIXED != 0;
+            if id.fd != self.fd || id.fixed != fixed {
+                return false;
+            }
+        }
+        if f & abi::IORING_ASYNC_CANCEL_OP != 0 && id.opcode != self.opcode {
+            return false;
+        }
+        !(by_ud && id.user_data != self.user_data)
+    }
+    /// ALL or ANY: cancel every match and return the count.
+    pub fn all(&self) -> bool {
+        self.flags & (abi::IORING_ASYNC_CANCEL_ALL | abi::IORING_ASYNC_CANCEL_ANY) != 0
+    }
+}
+
+pub(crate) fn prep_cancel(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.off() != 0 || sqe.file_index() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let flags = sqe.op_flags();
+    if flags & !CANCEL_FLAGS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let any = flags & abi::IORING_ASYNC_CANCEL_ANY != 0;
+    if any && flags & (abi::IORING_ASYNC_CANCEL_FD | abi::IORING_ASYNC_CANCEL_OP) != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let fixed = sqe.flags() & abi::IOSQE_FIXED_FILE != 0;
+    Ok(OpData::Cancel(Spec {
+        flags: if fixed { flags | abi::IORING_ASYNC_CANCEL_FD_FIXED } else { flags },
+        user_data: sqe.addr(),
+        fd: sqe.fd(),
+        opcode: sqe.len() as u8,
+    }))
+}
+
+/// Cancels what `spec` names on `ctx`. Returns the count for ALL/ANY,
+/// else 0, -EALREADY or -ENOENT.
+pub(crate) fn cancel(ctx: &Ctx, spec: &Spec) -> i32 {
+    let all = spec.all();
+    let mut victims: Vec<Box<Req>> = Vec::new();
+    let mut running = 0usize;
+    // The worker queue, then the reactor, then timeouts (not for FD
+    // matches: timeouts have no file), as io_try_cancel orders them.
+    victims.extend(wq::cancel_queued(ctx, spec, all));
+    if all || victims.is_empty() {
+        victims.extend(super::poll::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
+    }
+    if (all || victims.is_empty()) && spec.flags & abi::IORING_ASYNC_CANCEL_FD == 0 {
+        victims.extend(super::timeout::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
+    }
+    if all || victims.is_empty() {
+        running = wq::count_running(ctx, spec);
+    }
+    let found = victims.len();
+    for v in victims {
+        ctx.defer_completion(v, -libc::ECANCELED);
+    }
+    if all {
+        (found + running) as i32
+    } else if found > 0 {
+        0
+    } else if running > 0 {
+        -libc::EALREADY
+    } else {
+        -libc::ENOENT
+    }
+}
+
+pub(crate) fn issue_cancel(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+    let OpData::Cancel(spec) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    Issue::Done(cancel(ctx, spec), 0)
+}
