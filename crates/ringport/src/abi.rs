@@ -89,6 +89,8 @@ pub mod op {
     pub const POLL_REMOVE: u8 = o::IORING_OP_POLL_REMOVE as u8;
     /// `IORING_OP_ASYNC_CANCEL`
     pub const ASYNC_CANCEL: u8 = o::IORING_OP_ASYNC_CANCEL as u8;
+    /// `IORING_OP_LINK_TIMEOUT`
+    pub const LINK_TIMEOUT: u8 = o::IORING_OP_LINK_TIMEOUT as u8;
     /// `IORING_OP_TIMEOUT`
     pub const TIMEOUT: u8 = o::IORING_OP_TIMEOUT as u8;
     /// `IORING_OP_TIMEOUT_REMOVE`

@@ -209,3 +209,54 @@ scenario!(cancel_any_and_by_fd, |ring, c| {
     got.extend(sorted(rest[1..].to_vec()));
     got
 });
+
+scenario!(link_timeout_fires_on_waiting_read, |ring, c| {
+    let p = Pipe::new(0);
+    let mut buf = [0u8; 4];
+    let ts = c::types::Timespec::new().nsec(10_000_000);
+    let link = c::squeue::Flags::IO_LINK;
+    push!(
+        ring,
+        c::opcode::Read::new(c::types::Fd(p.r), buf.as_mut_ptr(), 4).build().user_data(1).flags(link),
+        c::opcode::LinkTimeout::new(&ts).build().user_data(2).flags(link),
+        c::opcode::Nop::new().build().user_data(3),
+    );
+    reap!(ring, 3)
+});
+
+scenario!(link_timeout_disarmed_by_completion, |ring, c| {
+    let p = Pipe::new(0);
+    let mut buf = [0u8; 4];
+    let ts = c::types::Timespec::new().sec(5);
+    let link = c::squeue::Flags::IO_LINK;
+    push!(
+        ring,
+        c::opcode::Nop::new().build().user_data(1).flags(link),
+        c::opcode::LinkTimeout::new(&ts).build().user_data(2).flags(link),
+        c::opcode::Nop::new().build().user_data(3),
+    );
+    let mut got = reap!(ring, 3);
+    push!(
+        ring,
+        c::opcode::Read::new(c::types::Fd(p.r), buf.as_mut_ptr(), 4).build().user_data(4).flags(link),
+        c::opcode::LinkTimeout::new(&ts).build().user_data(5),
+    );
+    got.extend(drain!(ring));
+    p.put(b"abcd");
+    got.extend(reap!(ring, 2));
+    got
+});
+
+scenario!(link_timeout_prep_errors, |ring, c| {
+    let ts = c::types::Timespec::new().sec(1);
+    push!(ring, c::opcode::LinkTimeout::new(&ts).build().user_data(1));
+    ring.submit().unwrap();
+    let link = c::squeue::Flags::IO_LINK;
+    push!(
+        ring,
+        c::opcode::Nop::new().build().user_data(2).flags(link),
+        c::opcode::LinkTimeout::new(&ts).build().user_data(3).flags(link),
+        c::opcode::LinkTimeout::new(&ts).build().user_data(4),
+    );
+    reap!(ring, 4)
+});

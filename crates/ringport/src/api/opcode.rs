@@ -347,3 +347,34 @@ impl AsyncCancel2 {
         e
     }
 }
+
+/// `IORING_OP_LINK_TIMEOUT`: bounds the request linked before it; if that
+/// request has not completed after `timespec`, it is cancelled.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkTimeout {
+    timespec: *const Timespec,
+    flags: TimeoutFlags,
+}
+
+impl LinkTimeout {
+    /// The opcode.
+    pub const CODE: u8 = op::LINK_TIMEOUT;
+    /// A link timeout of `*timespec` (read when the entry is submitted).
+    pub fn new(timespec: *const Timespec) -> LinkTimeout {
+        LinkTimeout { timespec, flags: TimeoutFlags::empty() }
+    }
+    /// Sets the flags (ABS, clocks).
+    pub fn flags(mut self, flags: TimeoutFlags) -> LinkTimeout {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = -1;
+        e.0.__bindgen_anon_2.addr = self.timespec as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.timeout_flags = self.flags.0;
+        e
+    }
+}

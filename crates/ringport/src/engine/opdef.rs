@@ -61,6 +61,8 @@ pub(crate) struct Req {
     pub preset: Option<i32>,
     /// The next request of an IO_LINK/IO_HARDLINK chain.
     pub link: Option<Box<Req>>,
+    /// The key of this request's armed LINK_TIMEOUT, if any.
+    pub ltimeout: Option<u64>,
 }
 
 // SAFETY: a Req's raw pointers (iovecs, buffers) are program addresses that
@@ -80,6 +82,7 @@ impl Req {
             data: OpData::Nop(nop::Nop::default()),
             preset: Some(err.neg()),
             link: None,
+            ltimeout: None,
         }
     }
     /// True when the SQE had IO_LINK or IO_HARDLINK: the next SQE joins its chain.
@@ -158,6 +161,8 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
         def("POLL_REMOVE", false, false, false, false, poll::prep_poll_remove, poll::issue_poll_remove);
     t[op::ASYNC_CANCEL as usize] =
         def("ASYNC_CANCEL", false, false, false, false, cancel::prep_cancel, cancel::issue_cancel);
+    t[op::LINK_TIMEOUT as usize] =
+        def("LINK_TIMEOUT", false, false, false, false, timeout::prep_link_timeout, timeout::issue_link_timeout);
     t[op::TIMEOUT as usize] = def("TIMEOUT", false, false, false, false, timeout::prep_timeout, timeout::issue_timeout);
     t[op::TIMEOUT_REMOVE as usize] =
         def("TIMEOUT_REMOVE", false, false, false, false, timeout::prep_timeout_remove, timeout::issue_timeout_remove);
@@ -215,6 +220,7 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
         data,
         preset: None,
         link: None,
+        ltimeout: None,
     })
 }
 
@@ -264,7 +270,8 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
 }
 
 /// Hands a request whose issue answered [`Issue::Park`] to its family.
-pub(crate) fn park(ctx: &Arc<Ctx>, req: Box<Req>) {
+pub(crate) fn park(ctx: &Arc<Ctx>, mut req: Box<Req>) {
+    timeout::arm_link_timeout(ctx, &mut req);
     match req.data {
         OpData::Timeout(_) => timeout::arm(ctx, req),
         OpData::PollAdd(_) => poll::arm(ctx, req),

@@ -13,6 +13,7 @@
 
 use super::complete::Origin;
 use super::opdef::{self, Issue, Mode, Req};
+use super::ops::timeout;
 use super::{wq, Cqe, Ctx, Errno, Sqe};
 use crate::abi;
 use std::collections::VecDeque;
@@ -123,6 +124,12 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
         let sqe = Sqe(rings.copy_sqe(idx));
         submitted += 1;
         let (req, prep_failed) = match init_req(ctx, st, &sqe) {
+            // A LINK_TIMEOUT must follow a linked request that is not one.
+            Ok(req) if req.opcode == abi::op::LINK_TIMEOUT
+                && st.chain.last().is_none_or(|l| l.opcode == abi::op::LINK_TIMEOUT) =>
+            {
+                (Req::failed(&sqe, Errno(libc::EINVAL)), true)
+            }
             Ok(req) => (req, false),
             Err(e) => (Req::failed(&sqe, e), true),
         };
@@ -199,7 +206,7 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
                 }
                 Tw::Complete(mut req, res) => {
                     ctx.drain.count_inline(1);
-                    if let Some(next) = finish(&mut req, res, 0, &mut st.cqes, Some(&mut st.tw)) {
+                    if let Some(next) = finish(ctx, &mut req, res, 0, &mut st.cqes, Some(&mut st.tw)) {
                         st.tw.push_back(Tw::Issue(next));
                     }
                 }
@@ -260,7 +267,7 @@ fn queue(ctx: &Arc<Ctx>, mut req: Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>
     match issue_once(ctx, &mut req, Mode::NonBlock) {
         Outcome::Done(res, flags) => {
             ctx.drain.count_inline(1);
-            if let Some(next) = finish(&mut req, res, flags, out, Some(tw)) {
+            if let Some(next) = finish(ctx, &mut req, res, flags, out, Some(tw)) {
                 tw.push_back(Tw::Issue(next));
             }
         }
@@ -295,7 +302,7 @@ fn issue_once(ctx: &Ctx, req: &mut Req, mode: Mode) -> Outcome {
 pub(crate) fn complete_elsewhere(ctx: &Arc<Ctx>, mut req: Box<Req>, res: i32) {
     let mut out = Vec::new();
     let before = chain_len(&req);
-    let next = finish(&mut req, res, 0, &mut out, None);
+    let next = finish(ctx, &mut req, res, 0, &mut out, None);
     let left = next.as_deref().map_or(0, chain_len);
     ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
     ctx.post(&out, Origin::Async);
@@ -322,7 +329,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             }
             Outcome::Punt => (-libc::EAGAIN, 0),
         };
-        let next = finish(&mut req, res, flags, &mut out, None);
+        let next = finish(ctx, &mut req, res, flags, &mut out, None);
         // Everything of the chain that is not still to run has finished.
         let left = next.as_deref().map_or(0, chain_len);
         ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
@@ -343,11 +350,43 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
 /// Returns the next request to issue, if any. Failing the rest of a chain
 /// is queued as task work when `tw` is given, done at once otherwise.
 #[inline]
-fn finish(req: &mut Req, res: i32, flags: u32, out: &mut Vec<Cqe>, tw: Option<&mut VecDeque<Tw>>) -> Option<Box<Req>> {
+fn finish(
+    ctx: &Ctx,
+    req: &mut Req,
+    res: i32,
+    flags: u32,
+    out: &mut Vec<Cqe>,
+    mut tw: Option<&mut VecDeque<Tw>>,
+) -> Option<Box<Req>> {
     let failed = req.preset.is_some() || opdef::failed(req, res);
     let skip = req.sqe_flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
     if !skip || failed {
         out.push(Cqe::new(req.user_data, res, flags));
+    }
+    // Its LINK_TIMEOUT, armed or still in the chain, ends with -ECANCELED
+    // (unless the timer already fired) and the chain goes on after it.
+    let armed = req.ltimeout.is_some();
+    let lt = match req.ltimeout.take() {
+        Some(key) => timeout::take_link(ctx, key),
+        None if req.link.as_ref().is_some_and(|l| l.opcode == abi::op::LINK_TIMEOUT) && req.preset.is_none() => {
+            req.link.take().map(|mut lt| {
+                req.link = lt.link.take();
+                lt
+            })
+        }
+        None => None,
+    };
+    if let Some(lt) = lt {
+        match tw.as_deref_mut() {
+            Some(tw) => tw.push_back(Tw::Complete(lt, -libc::ECANCELED)),
+            None => {
+                out.push(Cqe::new(lt.user_data, -libc::ECANCELED, 0));
+                // An armed one left the chain, so the caller's count misses it.
+                if armed {
+                    ctx.drain.done_async.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
     }
     let next = req.link.take()?;
     // A failed request cancels the rest of its chain unless it is a

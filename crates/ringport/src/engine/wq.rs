@@ -45,7 +45,8 @@ static POOL: Pool = Pool {
 };
 
 /// Hands `req` to a worker; its CQE is posted when it finishes.
-pub(crate) fn punt(ctx: Arc<Ctx>, req: Box<Req>) {
+pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
+    super::ops::timeout::arm_link_timeout(&ctx, &mut req);
     let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(Work { ctx, req });
     if st.idle > 0 {

@@ -42,6 +42,10 @@ pub(crate) struct TimeoutRemove {
 
 /// One armed timeout.
 struct Pending {
+    /// For a LINK_TIMEOUT: the user_data of the request it times.
+    link_of: Option<u64>,
+    /// Stable key (the first timer id): what the timed request holds.
+    key: u64,
     /// Generation id of the armed timer.
     timer: u64,
     req: Box<Req>,
@@ -68,6 +72,63 @@ fn read_ts(addr: u64) -> Result<(i64, i64), Errno> {
 
 fn one_clock(flags: u32) -> bool {
     (flags & abi::IORING_TIMEOUT_CLOCK_MASK).count_ones() <= 1
+}
+
+/// LINK_TIMEOUT: a TIMEOUT without a count, attached to the request before
+/// it in a chain (that the chain exists is checked at submission).
+pub(crate) fn prep_link_timeout(ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.off() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    prep_timeout(ctx, sqe)
+}
+
+/// A LINK_TIMEOUT is armed with the request it times and never issued on
+/// its own; reached as a plain chain member it only ends.
+pub(crate) fn issue_link_timeout(_ctx: &Ctx, _req: &mut Req, _mode: Mode) -> Issue {
+    Issue::Done(-libc::ECANCELED, 0)
+}
+
+/// If `req`'s next request is a LINK_TIMEOUT, detaches it from the chain
+/// (the chain goes on after it) and arms it for `req`.
+pub(crate) fn arm_link_timeout(ctx: &Arc<Ctx>, req: &mut Req) {
+    if !req.link.as_ref().is_some_and(|l| l.opcode == abi::op::LINK_TIMEOUT) {
+        return;
+    }
+    let Some(mut lt) = req.link.take() else { return };
+    req.link = lt.link.take();
+    let OpData::Timeout(t) = &lt.data else { return };
+    let when = deadline(t.flags, t.sec, t.nsec, t.flags & abi::IORING_TIMEOUT_ABS != 0);
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    let id = timer::arm(ctx, when, fire_link);
+    req.ltimeout = Some(id);
+    table.list.push(Pending { link_of: Some(req.user_data), key: id, timer: id, req: lt, target: None, repeats: 0 });
+}
+
+/// Takes the armed LINK_TIMEOUT with `key` (None if it already fired).
+pub(crate) fn take_link(ctx: &Ctx, key: u64) -> Option<Box<Req>> {
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    let i = table.list.iter().position(|p| p.key == key && p.link_of.is_some())?;
+    let p = table.list.swap_remove(i);
+    timer::disarm(p.timer);
+    Some(p.req)
+}
+
+/// A LINK_TIMEOUT expired: cancel the request it times. Its own CQE comes
+/// first: -ETIME if the cancel worked, else the cancel's error.
+fn fire_link(ctx: &Arc<Ctx>, id: u64) {
+    let (lt, target) = {
+        let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = table.list.iter().position(|p| p.timer == id && p.link_of.is_some()) else { return };
+        let p = table.list.swap_remove(i);
+        (p.req, p.link_of.unwrap_or(0))
+    };
+    let spec = super::cancel::Spec { flags: 0, user_data: target, fd: -1, opcode: 0 };
+    let r = super::cancel::cancel(ctx, &spec);
+    super::super::submit::complete_elsewhere(ctx, lt, if r == 0 { -libc::ETIME } else { r });
+    for (req, res) in ctx.take_remote_tw() {
+        super::super::submit::complete_elsewhere(ctx, req, res);
+    }
 }
 
 pub(crate) fn prep_timeout(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
@@ -146,13 +207,13 @@ pub(crate) fn arm(ctx: &Arc<Ctx>, req: Box<Req>) {
     }
     let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
     let id = timer::arm(ctx, when, fire);
-    table.list.push(Pending { timer: id, req, target, repeats });
+    table.list.push(Pending { link_of: None, key: id, timer: id, req, target, repeats });
 }
 
 /// The timer of generation `id` fired.
 fn fire(ctx: &Arc<Ctx>, id: u64) {
     let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(i) = table.list.iter().position(|p| p.timer == id) else { return };
+    let Some(i) = table.list.iter().position(|p| p.timer == id && p.link_of.is_none()) else { return };
     ctx.cq_timeouts.fetch_add(1, Ordering::AcqRel);
     let p = &mut table.list[i];
     let OpData::Timeout(t) = &p.req.data else { return };
@@ -205,7 +266,7 @@ pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -
     let mut out = Vec::new();
     let mut i = 0;
     while i < table.list.len() && out.len() < max {
-        if spec.matches(&super::cancel::Ident::of(&table.list[i].req)) {
+        if table.list[i].link_of.is_none() && spec.matches(&super::cancel::Ident::of(&table.list[i].req)) {
             let p = table.list.remove(i);
             timer::disarm(p.timer);
             out.push(p.req);
@@ -220,12 +281,10 @@ pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -
 /// this request's own CQE) or updates a pending timeout.
 pub(crate) fn issue_timeout_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::TimeoutRemove(rem) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
-    if rem.link {
-        // No LINK_TIMEOUT can be pending: ringport does not implement it yet.
-        return Issue::Done(-libc::ENOENT, 0);
-    }
     let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(i) = table.list.iter().position(|p| p.req.user_data == rem.target) else {
+    // TIMEOUT_REMOVE sees timeouts; LINK_TIMEOUT_UPDATE sees link timeouts.
+    let Some(i) = table.list.iter().position(|p| p.req.user_data == rem.target && p.link_of.is_some() == rem.link)
+    else {
         return Issue::Done(-libc::ENOENT, 0);
     };
     timer::disarm(table.list[i].timer);
@@ -242,7 +301,8 @@ pub(crate) fn issue_timeout_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Iss
             t.sec = sec;
             t.nsec = nsec;
             p.target = None;
-            p.timer = timer::arm(&arc, deadline(t.flags, sec, nsec, abs), fire);
+            let f: timer::Fire = if p.link_of.is_some() { fire_link } else { fire };
+            p.timer = timer::arm(&arc, deadline(t.flags, sec, nsec, abs), f);
         }
     }
     Issue::Done(0, 0)
