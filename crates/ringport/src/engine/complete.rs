@@ -42,14 +42,6 @@ impl CqState {
     }
 }
 
-/// Where a completion comes from; `EVENTFD_ASYNC` signals only for `Async`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// Completed inline, inside the submitter's call.
-    Inline,
-    /// Completed by a worker or another engine thread.
-    Async,
-}
 
 impl Ctx {
     /// Free CQ slots, judged against the program's head. A head the program
@@ -76,7 +68,7 @@ impl Ctx {
     }
 
     /// Posts a batch of CQEs and wakes whoever waits for them.
-    pub fn post(&self, cqes: &[Cqe], origin: Origin) {
+    pub fn post(&self, cqes: &[Cqe]) {
         if cqes.is_empty() {
             return;
         }
@@ -90,7 +82,7 @@ impl Ctx {
             self.cq_posted.fetch_add(cqes.len() as u32, Ordering::AcqRel);
             self.sleepers()
         };
-        self.notify(origin, waiters);
+        self.notify(waiters);
         if self.seq_timeouts.load(Ordering::Acquire) {
             if let Some(me) = self.self_arc() {
                 super::ops::timeout::flush_seq(&me);
@@ -117,7 +109,7 @@ impl Ctx {
             self.rings.cq_tail().store(st.tail, Ordering::Release);
             (st.backlog.is_empty(), self.sleepers())
         };
-        self.notify(Origin::Inline, waiters);
+        self.notify(waiters);
         empty
     }
 
@@ -155,7 +147,7 @@ impl Ctx {
     /// Wakes CQ sleepers (counted under the CQ lock) and signals the
     /// registered eventfd.
     #[inline]
-    fn notify(&self, origin: Origin, (waiters, sig_waiters): (u32, u32)) {
+    fn notify(&self, (waiters, sig_waiters): (u32, u32)) {
         if waiters > 0 {
             self.cq_seq.fetch_add(1, Ordering::Release);
             super::wait::futex_wake_all(&self.cq_seq);
@@ -168,17 +160,19 @@ impl Ctx {
             }
         }
         if self.has_evfd.load(Ordering::Acquire) {
-            self.signal_eventfd(origin);
+            self.signal_eventfd();
         }
     }
 
-    fn signal_eventfd(&self, origin: Origin) {
+    /// With `EVENTFD_ASYNC`, only completions posted by a worker signal
+    /// (the kernel's `io_wq_current_is_worker()` test).
+    fn signal_eventfd(&self) {
         if self.rings.cq_flags().load(Ordering::Relaxed) & abi::IORING_CQ_EVENTFD_DISABLED != 0 {
             return;
         }
         let guard = self.evfd.read().unwrap_or_else(|e| e.into_inner());
         if let Some(ev) = guard.as_ref() {
-            if ev.async_only && origin != Origin::Async {
+            if ev.async_only && !super::wq::current_is_worker() {
                 return;
             }
             ev.signal();

@@ -184,10 +184,7 @@ fn buffers_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
         if base.checked_add(len + 4095).is_none() {
             return Err(Errno(libc::EOVERFLOW));
         }
-        if len == 0 {
-            return Err(Errno(libc::EINVAL));
-        }
-        if !uaccess::is_mapped(base, len) {
+        if len == 0 || !uaccess::is_pinnable(base, len) {
             return Err(Errno(libc::EFAULT));
         }
         table.push(Some(Buf { addr: base, len }));

@@ -60,19 +60,28 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// Bytes of the rings struct up to the end of the CQEs. As in the
+    /// kernel's `rings_size`, CQE32 doubles the whole struct, header included.
+    fn cq_end(&self) -> usize {
+        let base = OFF_CQES as usize + self.cq_entries as usize * 16;
+        if self.cqe_size == 32 {
+            2 * base
+        } else {
+            base
+        }
+    }
     /// Byte offset of the SQ index array (0 with NO_SQARRAY, as the kernel reports).
     pub fn array_off(&self) -> usize {
         if self.no_sqarray {
             0
         } else {
-            align_up(OFF_CQES as usize + self.cq_entries as usize * self.cqe_size, 64)
+            align_up(self.cq_end(), 64)
         }
     }
     /// Bytes of the rings region (both headers, the CQEs and the SQ array).
     pub fn rings_size(&self) -> usize {
-        let cq_end = OFF_CQES as usize + self.cq_entries as usize * self.cqe_size;
         if self.no_sqarray {
-            cq_end
+            self.cq_end()
         } else {
             self.array_off() + self.sq_entries as usize * 4
         }

@@ -111,6 +111,22 @@ fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {
     Ok(())
 }
 
+/// An fd with a unique inode that `mmap` refuses (ENODEV; the kernel's
+/// NO_MMAP ring fd gives ENOMEM).
+fn unmappable_fd() -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    let mut p = [0i32; 2];
+    // SAFETY: p is a valid 2-int array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: both fds are fresh and ours; the write end is not needed.
+    unsafe {
+        libc::close(p[1]);
+        Ok(std::os::fd::OwnedFd::from_raw_fd(p[0]))
+    }
+}
+
 /// Creates a ring from validated-by-us parameters `p` (updated in place,
 /// as the kernel writes them back). Returns the context and the ring fd,
 /// which the caller owns.
@@ -126,16 +142,23 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
     let (sq_off, cq_off) = geo.offsets();
     let (rings, file) = if p.flags & abi::IORING_SETUP_NO_MMAP != 0 {
         let (rings_addr, sqes_addr) = (p.cq_off.user_addr, p.sq_off.user_addr);
+        // The kernel's region checks, rings first: alignment, overflow, pin.
         for (addr, len) in [(rings_addr, geo.rings_size()), (sqes_addr, geo.sqes_size())] {
-            if addr == 0 || addr % 4096 != 0 {
+            if addr % 4096 != 0 {
                 return Err(Errno(libc::EINVAL));
             }
-            if !uaccess::is_mapped(addr, len as u64) {
+            let size = (len as u64).div_ceil(4096) * 4096;
+            if addr.checked_add(size).and_then(|e| e.checked_add(4095)).is_none() {
+                return Err(Errno(libc::EOVERFLOW));
+            }
+            // The kernel pins this memory for writing: it must be writable.
+            if !uaccess::is_pinnable(addr, len as u64) {
                 return Err(Errno(libc::EFAULT));
             }
         }
-        // The fd still has to exist: an empty memfd gives it an identity.
-        let (_, file) = Rings::create_mapped(Geometry { sq_entries: 1, cq_entries: 1, ..geo })?;
+        // The fd still has to exist, with an identity and (as on the kernel)
+        // nothing to map: the read end of a fresh pipe.
+        let file = RingFile { fd: unmappable_fd()? };
         // SAFETY: both regions were checked to be mapped for their sizes;
         // with NO_MMAP the program promises to keep them for the ring's life.
         let rings = unsafe { Rings::from_user(geo, rings_addr as usize as *mut u8, sqes_addr as usize as *mut u8) };

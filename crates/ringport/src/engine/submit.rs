@@ -11,7 +11,6 @@
 //! that batch, in the order it was queued (`SubmitState::tw`). In a worker,
 //! the next request of a chain runs directly in the same worker, as in io-wq.
 
-use super::complete::Origin;
 use super::opdef::{self, Issue, Mode, Req};
 use super::ops::timeout;
 use super::{wq, Cqe, Ctx, Errno, Sqe};
@@ -185,7 +184,7 @@ fn init_req(ctx: &Ctx, st: &mut SubmitState, sqe: &Sqe) -> Result<Req, Errno> {
 fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
     loop {
         if !st.cqes.is_empty() {
-            ctx.post(&st.cqes, Origin::Inline);
+            ctx.post(&st.cqes);
             st.cqes.clear();
         }
         for (req, res) in ctx.take_remote_tw() {
@@ -305,7 +304,7 @@ pub(crate) fn complete_elsewhere(ctx: &Arc<Ctx>, mut req: Box<Req>, res: i32) {
     let next = finish(ctx, &mut req, res, 0, &mut out, None);
     let left = next.as_deref().map_or(0, chain_len);
     ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
-    ctx.post(&out, Origin::Async);
+    ctx.post(&out);
     if let Some(next) = next {
         wq::punt(ctx.clone(), next);
     }
@@ -333,7 +332,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         // Everything of the chain that is not still to run has finished.
         let left = next.as_deref().map_or(0, chain_len);
         ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
-        ctx.post(&out, Origin::Async);
+        ctx.post(&out);
         out.clear();
         for (req, res) in ctx.take_remote_tw() {
             complete_elsewhere(ctx, req, res);

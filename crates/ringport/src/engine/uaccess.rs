@@ -146,3 +146,38 @@ pub(crate) fn is_mapped(addr: u64, len: u64) -> bool {
     }
     true
 }
+
+/// True when `[addr, addr+len)` is memory the kernel could pin for long-term
+/// writing (`FOLL_WRITE | FOLL_LONGTERM`): mapped, writable, and not a shared
+/// mapping of an ordinary file (shared memory — memfd, /dev/shm, SysV — is
+/// fine). Read from /proc/self/maps.
+pub(crate) fn is_pinnable(addr: u64, len: u64) -> bool {
+    let Some(end) = addr.checked_add(len) else { return false };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return is_mapped(addr, len) };
+    let mut cur = addr;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let Some((lo, hi)) = range.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else { continue };
+        if hi <= cur || lo > cur {
+            continue;
+        }
+        let path = f.nth(3).unwrap_or("");
+        let shmem = path.is_empty()
+            || path.starts_with('[')
+            || path.starts_with("/memfd:")
+            || path.starts_with("/dev/shm/")
+            || path.starts_with("/SYSV")
+            || path == "/dev/zero";
+        let p = perms.as_bytes();
+        if p.get(1) != Some(&b'w') || (p.get(3) == Some(&b's') && !shmem) {
+            return false;
+        }
+        cur = hi;
+        if cur >= end {
+            return true;
+        }
+    }
+    false
+}

@@ -75,6 +75,11 @@ thread_local! {
     static WORKER: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
+/// True on a worker thread of the pool.
+pub(crate) fn current_is_worker() -> bool {
+    WORKER.with(|w| w.get().is_some())
+}
+
 /// Records that this worker now runs `req` of `ctx` (for cancellation).
 pub(crate) fn set_running(ctx: &Ctx, req: &Req) {
     let Some(id) = WORKER.with(|w| w.get()) else { return };

@@ -167,7 +167,7 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     if multishot {
         let ud = a.req.user_data;
         drop(table);
-        ctx.post(&[crate::engine::Cqe::new(ud, mask as i32, abi::IORING_CQE_F_MORE)], crate::engine::complete::Origin::Async);
+        ctx.post(&[crate::engine::Cqe::new(ud, mask as i32, abi::IORING_CQE_F_MORE)]);
         return;
     }
     let Some(a) = table.armed.remove(&key) else { return };

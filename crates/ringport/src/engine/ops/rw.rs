@@ -175,6 +175,11 @@ fn remaining(rw: &Rw) -> Vec<libc::iovec> {
     out
 }
 
+fn fd_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only inspects the fd table.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+}
+
 /// True for files whose short transfers the kernel completes (regular files
 /// and block devices).
 fn completes_short(fd: i32) -> bool {
@@ -195,10 +200,15 @@ fn pollable(opcode: u8) -> bool {
 fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     let fd = req.file.raw();
     let OpData::Rw(rw) = &mut req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    // The kernel resolves the file before it looks at the buffer or flags;
+    // ringport only checks the fd once one of those checks has failed.
     if let Some(index) = rw.fixed {
         if let Err(e) = check_fixed(ctx, index, rw.addr, rw.len) {
-            return Issue::Done(e.neg(), 0);
+            return Issue::Done(if fd_open(fd) { e.neg() } else { -libc::EBADF }, 0);
         }
+    }
+    if rw.rw_flags & libc::RWF_HIPRI != 0 && !ctx.has(crate::abi::IORING_SETUP_IOPOLL) {
+        return Issue::Done(if fd_open(fd) { -libc::EINVAL } else { -libc::EBADF }, 0);
     }
     let user_nowait = rw.rw_flags & libc::RWF_NOWAIT != 0;
     // In a worker, a pollable file is still never waited on by blocking:

@@ -226,7 +226,7 @@ fn fire(ctx: &Arc<Ctx>, id: u64) {
             let (ud, when) = (p.req.user_data, deadline(t.flags, t.sec, t.nsec, false));
             p.timer = timer::arm(ctx, when, fire);
             drop(table);
-            ctx.post(&[super::super::Cqe::new(ud, -libc::ETIME, abi::IORING_CQE_F_MORE)], super::super::complete::Origin::Async);
+            ctx.post(&[super::super::Cqe::new(ud, -libc::ETIME, abi::IORING_CQE_F_MORE)]);
             return;
         }
     }
