@@ -93,7 +93,7 @@ pub unsafe fn io_uring_register(fd: i32, opcode: u32, arg: *mut libc::c_void, nr
 /// memory the engine keeps until then. Returns 0 or `-errno`.
 pub fn io_uring_close(fd: i32) -> i32 {
     if let Some(ctx) = registry::remove(fd) {
-        ctx.closed.store(true, std::sync::atomic::Ordering::Release);
+        ctx.close();
     }
     // SAFETY: closing an fd number the caller gave us to close.
     if unsafe { libc::close(fd) } == 0 {

@@ -90,6 +90,22 @@ impl Builder {
     pub fn setup_single_issuer(self) -> Self {
         self.flag(abi::IORING_SETUP_SINGLE_ISSUER)
     }
+    /// A poller thread takes SQEs (IORING_SETUP_SQPOLL); it sleeps after
+    /// `idle_ms` without work (0: the kernel's default of one second).
+    pub fn setup_sqpoll(mut self, idle_ms: u32) -> Self {
+        self.params.sq_thread_idle = idle_ms;
+        self.flag(abi::IORING_SETUP_SQPOLL)
+    }
+    /// Pins the SQPOLL thread to `cpu` (IORING_SETUP_SQ_AFF).
+    pub fn setup_sqpoll_cpu(mut self, cpu: u32) -> Self {
+        self.params.sq_thread_cpu = cpu;
+        self.flag(abi::IORING_SETUP_SQ_AFF)
+    }
+    /// Shares the SQPOLL thread of the ring `fd` (IORING_SETUP_ATTACH_WQ).
+    pub fn setup_attach_wq(mut self, fd: RawFd) -> Self {
+        self.params.wq_fd = fd as u32;
+        self.flag(abi::IORING_SETUP_ATTACH_WQ)
+    }
     /// IORING_SETUP_COOP_TASKRUN.
     pub fn setup_coop_taskrun(self) -> Self {
         self.flag(abi::IORING_SETUP_COOP_TASKRUN)
@@ -190,7 +206,7 @@ impl AsRawFd for Ring {
 impl Drop for Ring {
     fn drop(&mut self) {
         registry::remove(self.fd.as_raw_fd());
-        self.ctx.closed.store(true, core::sync::atomic::Ordering::Release);
+        self.ctx.close();
     }
 }
 
@@ -210,7 +226,16 @@ impl Submitter<'_> {
         let head = r.sq_head().load(core::sync::atomic::Ordering::Acquire);
         tail.wrapping_sub(head).min(r.geo.sq_entries)
     }
-    fn enter(&self, min: u32, flags: u32, arg: WaitArg) -> io::Result<usize> {
+    fn enter(&self, min: u32, mut flags: u32, arg: WaitArg) -> io::Result<usize> {
+        if self.ring_ctx.has(abi::IORING_SETUP_SQPOLL) {
+            // The tail was published; a full barrier before reading the
+            // poller's NEED_WAKEUP flag (see engine/sqpoll.rs).
+            core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+            let f = self.ring_ctx.rings.sq_flags().load(core::sync::atomic::Ordering::Relaxed);
+            if f & abi::IORING_SQ_NEED_WAKEUP != 0 {
+                flags |= abi::IORING_ENTER_SQ_WAKEUP;
+            }
+        }
         io(enter::enter(self.ring_ctx, self.pending(), min, flags, RawArg::Decoded(arg)))
     }
     /// Submits every pending SQE.

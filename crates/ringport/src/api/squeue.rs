@@ -164,6 +164,13 @@ impl<'a> SubmissionQueue<'a> {
         // SAFETY: as in new.
         unsafe { (*self.raw.dropped).load(Ordering::Acquire) }
     }
+    /// True when the SQPOLL thread sleeps and needs an enter with
+    /// IORING_ENTER_SQ_WAKEUP (`submit` does that by itself).
+    pub fn need_wakeup(&self) -> bool {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        // SAFETY: as in new.
+        unsafe { (*self.raw.flags).load(Ordering::Relaxed) & abi::IORING_SQ_NEED_WAKEUP != 0 }
+    }
     /// True when completions wait in the overflow backlog.
     pub fn cq_overflow(&self) -> bool {
         // SAFETY: as in new.

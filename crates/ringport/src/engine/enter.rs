@@ -84,7 +84,16 @@ fn read_ext(flags: u32, ptr: u64, size: usize) -> Result<(WaitArg, u64, usize), 
 /// Runs one enter call on `ctx`. `flags` were checked against KNOWN_FLAGS.
 pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u32, arg: RawArg) -> Result<i32, Errno> {
     let mut ret = 0i32;
-    if to_submit > 0 {
+    if let Some(sqd) = ctx.sqd.get() {
+        // The poller submits; enter only wakes it, or waits for SQ room.
+        if flags & abi::IORING_ENTER_SQ_WAKEUP != 0 {
+            sqd.wake();
+        }
+        if flags & abi::IORING_ENTER_SQ_WAIT != 0 {
+            wait_sq_room(ctx);
+        }
+        ret = to_submit as i32;
+    } else if to_submit > 0 {
         let n = submit::submit(ctx, to_submit)?;
         ret = n as i32;
         // As the kernel: a short submission returns at once, without waiting.
@@ -99,6 +108,24 @@ pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u3
         }
     }
     Ok(ret)
+}
+
+/// IORING_ENTER_SQ_WAIT: returns once the SQ is not full. The poller frees
+/// slots within its busy window, so this sleeps in short steps.
+fn wait_sq_room(ctx: &Ctx) {
+    use std::sync::atomic::Ordering;
+    let entries = ctx.rings.geo.sq_entries;
+    loop {
+        let tail = ctx.rings.sq_tail().load(Ordering::Acquire);
+        let head = ctx.rings.sq_head().load(Ordering::Acquire);
+        if tail.wrapping_sub(head) < entries || ctx.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(sqd) = ctx.sqd.get() {
+            sqd.wake();
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
 }
 
 fn wait(ctx: &Ctx, min: u32, flags: u32, arg: RawArg) -> Result<(), Errno> {

@@ -18,6 +18,7 @@ pub(crate) mod reactor;
 pub(crate) mod registry;
 pub(crate) mod ring;
 pub(crate) mod setup;
+pub(crate) mod sqpoll;
 pub(crate) mod submit;
 pub(crate) mod timer;
 pub(crate) mod uaccess;
@@ -185,6 +186,8 @@ pub(crate) struct Ctx {
     pub has_backlog: AtomicBool,
     /// Fast check for `evfd`.
     pub has_evfd: AtomicBool,
+    /// The SQPOLL thread serving this ring, with IORING_SETUP_SQPOLL.
+    pub sqd: std::sync::OnceLock<std::sync::Arc<sqpoll::SqData>>,
     /// Set once the ring's fd is closed: no new submissions.
     pub closed: AtomicBool,
     /// Threads in a sigmask wait (they sleep in `ppoll` on `sig_evfd`).
@@ -235,6 +238,14 @@ impl Ctx {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let _ = self.sig_evfd.set(fd);
         Ok(self.sig_evfd.get().map(|f| f.as_raw_fd()).unwrap_or(raw))
+    }
+
+    /// Marks the ring closed and lets go of its SQPOLL thread.
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(sqd) = self.sqd.get() {
+            sqpoll::leave(sqd, self);
+        }
     }
 
     /// True when `flag` (an `IORING_SETUP_*` bit) was given at setup.

@@ -29,10 +29,13 @@ const KNOWN_FLAGS: u32 = abi::IORING_SETUP_IOPOLL
     | abi::IORING_SETUP_NO_SQARRAY
     | abi::IORING_SETUP_HYBRID_IOPOLL;
 
-/// Flags whose behaviour ringport has. The rest of KNOWN_FLAGS (SQPOLL,
-/// IOPOLL, DEFER_TASKRUN, R_DISABLED, ATTACH_WQ, REGISTERED_FD_ONLY) are
+/// Flags whose behaviour ringport has. The rest of KNOWN_FLAGS (IOPOLL,
+/// DEFER_TASKRUN, R_DISABLED, REGISTERED_FD_ONLY, HYBRID_IOPOLL) are
 /// refused with EINVAL until the engine implements them.
-pub(crate) const SUPPORTED_FLAGS: u32 = abi::IORING_SETUP_CQSIZE
+pub(crate) const SUPPORTED_FLAGS: u32 = abi::IORING_SETUP_SQPOLL
+    | abi::IORING_SETUP_SQ_AFF
+    | abi::IORING_SETUP_ATTACH_WQ
+    | abi::IORING_SETUP_CQSIZE
     | abi::IORING_SETUP_CLAMP
     | abi::IORING_SETUP_SUBMIT_ALL
     | abi::IORING_SETUP_COOP_TASKRUN
@@ -50,7 +53,8 @@ pub(crate) const FEATURES: u32 = abi::IORING_FEAT_NODROP
     | abi::IORING_FEAT_EXT_ARG
     | abi::IORING_FEAT_NATIVE_WORKERS
     | abi::IORING_FEAT_CQE_SKIP
-    | abi::IORING_FEAT_FAST_POLL;
+    | abi::IORING_FEAT_FAST_POLL
+    | abi::IORING_FEAT_SQPOLL_NONFIXED;
 
 /// The kernel's parameter checks, in its order. Fills sq/cq entries.
 fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {
@@ -72,6 +76,11 @@ fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {
         return inval;
     }
     if has(abi::IORING_SETUP_SQ_AFF) && !has(abi::IORING_SETUP_SQPOLL) {
+        return inval;
+    }
+    // Task-work flags make no sense with a poller thread.
+    let taskrun = abi::IORING_SETUP_COOP_TASKRUN | abi::IORING_SETUP_TASKRUN_FLAG | abi::IORING_SETUP_DEFER_TASKRUN;
+    if has(abi::IORING_SETUP_SQPOLL) && has(taskrun) {
         return inval;
     }
     if has(abi::IORING_SETUP_HYBRID_IOPOLL) && !has(abi::IORING_SETUP_IOPOLL) {
@@ -192,7 +201,32 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
         closed: AtomicBool::new(false),
         sig_waiters: AtomicU32::new(0),
         sig_evfd: Default::default(),
+        sqd: Default::default(),
     });
+    // SQPOLL: a CPU to pin to, and a group to join with ATTACH_WQ (the
+    // kernel's io_attach_sq_data: ENXIO for a bad fd, EINVAL for a non-ring
+    // or a ring without a poller).
+    let attach = if p.flags & abi::IORING_SETUP_ATTACH_WQ != 0 {
+        let other = match registry::lookup(p.wq_fd as i32) {
+            Ok(c) => c,
+            Err(Errno(libc::EBADF)) => return Err(Errno(libc::ENXIO)),
+            Err(_) => return Err(Errno(libc::EINVAL)),
+        };
+        let sqd = other.sqd.get().cloned();
+        if p.flags & abi::IORING_SETUP_SQPOLL != 0 && sqd.is_none() {
+            return Err(Errno(libc::EINVAL));
+        }
+        sqd
+    } else {
+        None
+    };
+    if p.flags & abi::IORING_SETUP_SQPOLL != 0 {
+        if p.flags & abi::IORING_SETUP_SQ_AFF != 0 {
+            super::sqpoll::check_cpu(p.sq_thread_cpu)?;
+        }
+        let sqd = super::sqpoll::start(&ctx, p, attach)?;
+        let _ = ctx.sqd.set(sqd);
+    }
     let user = (p.sq_off.user_addr, p.cq_off.user_addr);
     p.features = FEATURES;
     p.sq_off = sq_off;
