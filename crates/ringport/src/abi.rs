@@ -10,7 +10,8 @@ pub use linux_raw_sys::io_uring::{
     __kernel_timespec, io_cqring_offsets, io_sqring_offsets, io_uring_cqe,
     io_uring_files_update, io_uring_getevents_arg, io_uring_op, io_uring_params, io_uring_probe,
     io_uring_probe_op, io_uring_register_op, io_uring_rsrc_register, io_uring_rsrc_update,
-    io_uring_rsrc_update2, io_uring_sqe, io_uring_sqe_flags_bit,
+    io_uring_restriction, io_uring_register_restriction_op, io_uring_rsrc_update2, io_uring_sqe,
+    io_uring_sqe_flags_bit,
 };
 
 pub use linux_raw_sys::io_uring::{
@@ -124,6 +125,12 @@ pub mod reg {
     pub const EVENTFD_ASYNC: u32 = r::IORING_REGISTER_EVENTFD_ASYNC as u32;
     /// `IORING_REGISTER_PROBE`
     pub const PROBE: u32 = r::IORING_REGISTER_PROBE as u32;
+    /// `IORING_REGISTER_RESTRICTIONS`
+    pub const RESTRICTIONS: u32 = r::IORING_REGISTER_RESTRICTIONS as u32;
+    /// `IORING_REGISTER_ENABLE_RINGS`
+    pub const ENABLE_RINGS: u32 = r::IORING_REGISTER_ENABLE_RINGS as u32;
+    /// `IORING_REGISTER_LAST`: one past the highest register opcode.
+    pub const LAST: u32 = r::IORING_REGISTER_LAST as u32;
     /// `IORING_REGISTER_USE_REGISTERED_RING`: high bit, the fd is a registered-ring index.
     pub const USE_REGISTERED_RING: u32 = r::IORING_REGISTER_USE_REGISTERED_RING as u32;
 }
@@ -144,6 +151,7 @@ pub const UIO_MAXIOV: u32 = 1024;
 // Layout pins: a program and the engine must agree on every byte.
 const _: () = {
     use core::mem::{offset_of, size_of};
+    assert!(size_of::<io_uring_restriction>() == 16);
     assert!(size_of::<io_uring_sqe>() == 64);
     assert!(size_of::<io_uring_cqe>() == 16);
     assert!(size_of::<io_uring_params>() == 120);

@@ -27,7 +27,7 @@ mod api;
 mod engine;
 pub mod sys;
 
-pub use api::{cqueue, opcode, squeue, types, Builder, IoUring, Parameters, Probe, Ring, Submitter};
+pub use api::{cqueue, opcode, register, squeue, types, Builder, IoUring, Parameters, Probe, Ring, Submitter};
 
 /// The kernel's name for `opcode` (`"READ"`, `"NOP"`, ...), if ringport
 /// implements it.

@@ -3,13 +3,14 @@
 
 pub mod cqueue;
 pub mod opcode;
+pub mod register;
 pub mod squeue;
 pub mod types;
 
 use crate::abi::{self, io_uring_params, reg};
 use crate::engine::enter::{self, RawArg};
 use crate::engine::wait::{now, ts_add, WaitArg};
-use crate::engine::{register, registry, setup, Ctx};
+use crate::engine::{register as engine_reg, registry, setup, Ctx};
 use core::sync::atomic::AtomicU32;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -105,6 +106,16 @@ impl Builder {
     pub fn setup_attach_wq(mut self, fd: RawFd) -> Self {
         self.params.wq_fd = fd as u32;
         self.flag(abi::IORING_SETUP_ATTACH_WQ)
+    }
+    /// Start disabled until [`Submitter::register_enable_rings`]
+    /// (IORING_SETUP_R_DISABLED).
+    pub fn setup_r_disabled(self) -> Self {
+        self.flag(abi::IORING_SETUP_R_DISABLED)
+    }
+    /// Post completions only when the submitter waits for them
+    /// (IORING_SETUP_DEFER_TASKRUN; needs SINGLE_ISSUER).
+    pub fn setup_defer_taskrun(self) -> Self {
+        self.flag(abi::IORING_SETUP_DEFER_TASKRUN)
     }
     /// IORING_SETUP_COOP_TASKRUN.
     pub fn setup_coop_taskrun(self) -> Self {
@@ -254,7 +265,7 @@ impl Submitter<'_> {
         self.enter(want.min(u32::MAX as usize) as u32, abi::IORING_ENTER_GETEVENTS, arg)
     }
     fn register(&self, opcode: u32, arg: u64, nr: u32) -> io::Result<()> {
-        register::register(self.ring_ctx, opcode, arg, nr).map(|_| ()).map_err(Into::into)
+        engine_reg::register(self.ring_ctx, opcode, arg, nr).map(|_| ()).map_err(Into::into)
     }
     /// Registers buffers for READ_FIXED/WRITE_FIXED.
     ///
@@ -275,7 +286,7 @@ impl Submitter<'_> {
     /// Returns how many slots were updated.
     pub fn register_files_update(&self, offset: u32, fds: &[RawFd]) -> io::Result<usize> {
         let up = abi::io_uring_files_update { offset, resv: 0, fds: fds.as_ptr() as u64 };
-        io(register::register(self.ring_ctx, reg::FILES_UPDATE, &up as *const _ as u64, fds.len() as u32))
+        io(engine_reg::register(self.ring_ctx, reg::FILES_UPDATE, &up as *const _ as u64, fds.len() as u32))
     }
     /// Unregisters the file table.
     pub fn unregister_files(&self) -> io::Result<()> {
@@ -292,6 +303,15 @@ impl Submitter<'_> {
     /// Removes the eventfd.
     pub fn unregister_eventfd(&self) -> io::Result<()> {
         self.register(reg::UNREGISTER_EVENTFD, 0, 0)
+    }
+    /// Limits what the ring may do once enabled (IORING_REGISTER_RESTRICTIONS;
+    /// only on a ring created with `setup_r_disabled`).
+    pub fn register_restrictions(&self, res: &mut [register::Restriction]) -> io::Result<()> {
+        self.register(reg::RESTRICTIONS, res.as_mut_ptr() as u64, res.len() as u32)
+    }
+    /// Enables a ring created with `setup_r_disabled`.
+    pub fn register_enable_rings(&self) -> io::Result<()> {
+        self.register(reg::ENABLE_RINGS, 0, 0)
     }
     /// Fills `probe` with the supported opcodes.
     pub fn register_probe(&self, probe: &mut Probe) -> io::Result<()> {

@@ -67,11 +67,32 @@ impl Ctx {
         }
     }
 
-    /// Posts a batch of CQEs and wakes whoever waits for them.
+    /// Posts a batch of CQEs and wakes whoever waits for them. On a
+    /// DEFER_TASKRUN ring, CQEs from anywhere but the submitter's own enter
+    /// call are held until it asks for events.
     pub fn post(&self, cqes: &[Cqe]) {
         if cqes.is_empty() {
             return;
         }
+        if self.has(abi::IORING_SETUP_DEFER_TASKRUN) && !super::enter::in_enter(self) {
+            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(cqes);
+            self.has_deferred.store(true, Ordering::Release);
+            if self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
+                self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
+            }
+            // Wake the submitter so that it runs them.
+            let sleepers = {
+                let _st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
+                self.sleepers()
+            };
+            self.notify(sleepers);
+            return;
+        }
+        self.post_now(cqes);
+    }
+
+    /// Posts a batch of CQEs now.
+    pub fn post_now(&self, cqes: &[Cqe]) {
         let waiters = {
             let mut st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
             let mut space = self.cq_space(&st);
@@ -135,7 +156,9 @@ impl Ctx {
     pub fn wait_register(&self, min: u32, sigmask: bool, timeouts: u32) -> (bool, u32) {
         let _st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
         self.sleeper_count(sigmask).fetch_add(1, Ordering::Relaxed);
-        let ready = self.cq_ready() >= min || self.cq_timeouts.load(Ordering::Acquire) != timeouts;
+        let ready = self.cq_ready() >= min
+            || self.cq_timeouts.load(Ordering::Acquire) != timeouts
+            || self.has_deferred.load(Ordering::Acquire);
         (ready, self.cq_seq.load(Ordering::Relaxed))
     }
 

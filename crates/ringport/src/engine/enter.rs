@@ -81,8 +81,30 @@ fn read_ext(flags: u32, ptr: u64, size: usize) -> Result<(WaitArg, u64, usize), 
     Ok((w, a.sigmask, a.sigmask_sz as usize))
 }
 
+thread_local! {
+    /// The ring whose enter call this thread is inside (0: none).
+    static ENTERING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// True when the calling thread is inside an enter call on `ctx`: its
+/// completions are the submitter's own (DEFER_TASKRUN posts them at once).
+pub(crate) fn in_enter(ctx: &Ctx) -> bool {
+    ENTERING.with(|e| e.get() == ctx as *const Ctx as usize)
+}
+
 /// Runs one enter call on `ctx`. `flags` were checked against KNOWN_FLAGS.
 pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u32, arg: RawArg) -> Result<i32, Errno> {
+    use std::sync::atomic::Ordering;
+    if !ctx.enabled.load(Ordering::Acquire) {
+        return Err(Errno(libc::EBADFD));
+    }
+    let outer = ENTERING.with(|e| e.replace(Arc::as_ptr(ctx) as usize));
+    let r = enter_inner(ctx, to_submit, min_complete, flags, arg);
+    ENTERING.with(|e| e.set(outer));
+    r
+}
+
+fn enter_inner(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u32, arg: RawArg) -> Result<i32, Errno> {
     let mut ret = 0i32;
     if let Some(sqd) = ctx.sqd.get() {
         // The poller submits; enter only wakes it, or waits for SQ room.
@@ -94,6 +116,7 @@ pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u3
         }
         ret = to_submit as i32;
     } else if to_submit > 0 {
+        ctx.check_issuer()?;
         let n = submit::submit(ctx, to_submit)?;
         ret = n as i32;
         // As the kernel: a short submission returns at once, without waiting.
@@ -102,7 +125,12 @@ pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u3
         }
     }
     if flags & abi::IORING_ENTER_GETEVENTS != 0 {
-        let r2 = wait(ctx, min_complete, flags, arg);
+        // DEFER_TASKRUN work runs only in its submitter (io_allowed_run_tw).
+        let r2 = if ctx.has(abi::IORING_SETUP_DEFER_TASKRUN) && ctx.check_issuer().is_err() {
+            Err(Errno(libc::EEXIST))
+        } else {
+            wait(ctx, min_complete, flags, arg)
+        };
         if ret == 0 {
             r2?;
         }

@@ -188,6 +188,18 @@ pub(crate) struct Ctx {
     pub has_evfd: AtomicBool,
     /// The SQPOLL thread serving this ring, with IORING_SETUP_SQPOLL.
     pub sqd: std::sync::OnceLock<std::sync::Arc<sqpoll::SqData>>,
+    /// The thread allowed to submit (SINGLE_ISSUER; 0 = anyone), and the
+    /// one that runs deferred completions (DEFER_TASKRUN).
+    pub submitter: std::sync::atomic::AtomicI32,
+    /// False while an R_DISABLED ring waits for IORING_REGISTER_ENABLE_RINGS.
+    pub enabled: AtomicBool,
+    /// Restrictions, once registered (enforced once the ring is enabled).
+    pub restrictions: std::sync::OnceLock<register::Restrictions>,
+    /// DEFER_TASKRUN: completions that finished away from the submitter,
+    /// posted only inside its `enter(GETEVENTS)`.
+    pub deferred: Mutex<Vec<Cqe>>,
+    /// Fast check for `deferred`.
+    pub has_deferred: AtomicBool,
     /// Set once the ring's fd is closed: no new submissions.
     pub closed: AtomicBool,
     /// Threads in a sigmask wait (they sleep in `ppoll` on `sig_evfd`).
@@ -246,6 +258,44 @@ impl Ctx {
         if let Some(sqd) = self.sqd.get() {
             sqpoll::leave(sqd, self);
         }
+    }
+
+    /// The calling thread's id.
+    pub fn tid() -> i32 {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() }
+    }
+
+    /// SINGLE_ISSUER: EEXIST unless the caller is the ring's submitter.
+    pub fn check_issuer(&self) -> Result<(), Errno> {
+        let s = self.submitter.load(std::sync::atomic::Ordering::Acquire);
+        if s != 0 && s != Ctx::tid() {
+            return Err(Errno(libc::EEXIST));
+        }
+        Ok(())
+    }
+
+    /// True when this ring has restrictions in force.
+    pub fn restricted(&self) -> Option<&register::Restrictions> {
+        if self.enabled.load(std::sync::atomic::Ordering::Acquire) {
+            self.restrictions.get()
+        } else {
+            None
+        }
+    }
+
+    /// DEFER_TASKRUN: posts the completions held for the submitter.
+    pub fn run_deferred(&self) {
+        if !self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let batch = {
+            let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+            self.has_deferred.store(false, std::sync::atomic::Ordering::Release);
+            std::mem::take(&mut *d)
+        };
+        self.rings.sq_flags().fetch_and(!crate::abi::IORING_SQ_TASKRUN, std::sync::atomic::Ordering::Release);
+        self.post_now(&batch);
     }
 
     /// True when `flag` (an `IORING_SETUP_*` bit) was given at setup.

@@ -203,6 +203,9 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
     if flags & abi::IOSQE_BUFFER_SELECT != 0 && !def.buffer_select {
         return Err(Errno(libc::EOPNOTSUPP));
     }
+    if ctx.restricted().is_some_and(|r| !r.allows_sqe(opcode, flags)) {
+        return Err(Errno(libc::EACCES));
+    }
     if !def.ioprio && sqe.ioprio() != 0 {
         return Err(Errno(libc::EINVAL));
     }

@@ -237,8 +237,92 @@ fn probe(arg: u64, nr: u32) -> Result<i32, Errno> {
     Ok(0)
 }
 
+/// IORING_REGISTER_RESTRICTIONS: what an enabled ring may do.
+#[derive(Default, Debug)]
+pub(crate) struct Restrictions {
+    register_ops: u64,
+    sqe_ops: u64,
+    flags_allowed: u8,
+    flags_required: u8,
+}
+
+impl Restrictions {
+    /// The kernel's `io_check_restriction`.
+    pub fn allows_sqe(&self, opcode: u8, flags: u8) -> bool {
+        self.sqe_ops & (1u64 << (opcode & 63)) != 0
+            && flags & self.flags_required == self.flags_required
+            && flags & !(self.flags_allowed | self.flags_required) == 0
+    }
+    fn allows_register(&self, opcode: u32) -> bool {
+        opcode < 64 && self.register_ops & (1u64 << opcode) != 0
+    }
+}
+
+fn restrictions_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
+    use abi::io_uring_register_restriction_op as ro;
+    if ctx.enabled.load(Ordering::Acquire) {
+        return Err(Errno(libc::EBADFD));
+    }
+    if ctx.restrictions.get().is_some() {
+        return Err(Errno(libc::EBUSY));
+    }
+    let max = ro::IORING_RESTRICTION_LAST as u32 + reg::LAST;
+    if arg == 0 || nr > max {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: io_uring_restriction is plain data.
+    let list: Vec<abi::io_uring_restriction> = unsafe { uaccess::read_pod_vec(arg, nr as usize)? };
+    let mut r = Restrictions::default();
+    for e in list {
+        // SAFETY: every variant of this union is a u8.
+        let v = unsafe { e.__bindgen_anon_1.register_op };
+        match e.opcode as u32 {
+            x if x == ro::IORING_RESTRICTION_REGISTER_OP as u32 => {
+                if v as u32 >= reg::LAST {
+                    return Err(Errno(libc::EINVAL));
+                }
+                r.register_ops |= 1 << v;
+            }
+            x if x == ro::IORING_RESTRICTION_SQE_OP as u32 => {
+                if v >= abi::op::LAST {
+                    return Err(Errno(libc::EINVAL));
+                }
+                r.sqe_ops |= 1 << v;
+            }
+            x if x == ro::IORING_RESTRICTION_SQE_FLAGS_ALLOWED as u32 => r.flags_allowed = v,
+            x if x == ro::IORING_RESTRICTION_SQE_FLAGS_REQUIRED as u32 => r.flags_required = v,
+            _ => return Err(Errno(libc::EINVAL)),
+        }
+    }
+    let _ = ctx.restrictions.set(r);
+    Ok(0)
+}
+
+fn enable_rings(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
+    if arg != 0 || nr != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if ctx.enabled.load(Ordering::Acquire) {
+        return Err(Errno(libc::EBADFD));
+    }
+    if ctx.has(abi::IORING_SETUP_SINGLE_ISSUER) {
+        ctx.submitter.store(Ctx::tid(), Ordering::Release);
+    }
+    ctx.enabled.store(true, Ordering::Release);
+    if let Some(sqd) = ctx.sqd.get() {
+        sqd.wake();
+    }
+    Ok(0)
+}
+
 /// Runs one register opcode (already stripped of USE_REGISTERED_RING).
 pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result<i32, Errno> {
+    ctx.check_issuer()?;
+    if let Some(r) = ctx.restricted() {
+        if !r.allows_register(opcode) {
+            return Err(Errno(libc::EACCES));
+        }
+    }
     let no_args = || if arg != 0 || nr != 0 { Err(Errno(libc::EINVAL)) } else { Ok(()) };
     match opcode {
         reg::BUFFERS => {
@@ -288,6 +372,8 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
             Ok(0)
         }
         reg::PROBE => probe(arg, nr),
+        reg::RESTRICTIONS => restrictions_register(ctx, arg, nr),
+        reg::ENABLE_RINGS => enable_rings(ctx, arg, nr),
         _ => Err(Errno(libc::EINVAL)),
     }
 }

@@ -30,9 +30,11 @@ const KNOWN_FLAGS: u32 = abi::IORING_SETUP_IOPOLL
     | abi::IORING_SETUP_HYBRID_IOPOLL;
 
 /// Flags whose behaviour ringport has. The rest of KNOWN_FLAGS (IOPOLL,
-/// DEFER_TASKRUN, R_DISABLED, REGISTERED_FD_ONLY, HYBRID_IOPOLL) are
+/// REGISTERED_FD_ONLY, HYBRID_IOPOLL) are
 /// refused with EINVAL until the engine implements them.
 pub(crate) const SUPPORTED_FLAGS: u32 = abi::IORING_SETUP_SQPOLL
+    | abi::IORING_SETUP_DEFER_TASKRUN
+    | abi::IORING_SETUP_R_DISABLED
     | abi::IORING_SETUP_SQ_AFF
     | abi::IORING_SETUP_ATTACH_WQ
     | abi::IORING_SETUP_CQSIZE
@@ -202,6 +204,17 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
         sig_waiters: AtomicU32::new(0),
         sig_evfd: Default::default(),
         sqd: Default::default(),
+        submitter: std::sync::atomic::AtomicI32::new(
+            if p.flags & abi::IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & abi::IORING_SETUP_R_DISABLED == 0 {
+                Ctx::tid()
+            } else {
+                0
+            },
+        ),
+        enabled: AtomicBool::new(p.flags & abi::IORING_SETUP_R_DISABLED == 0),
+        restrictions: Default::default(),
+        deferred: Default::default(),
+        has_deferred: AtomicBool::new(false),
     });
     // SQPOLL: a CPU to pin to, and a group to join with ATTACH_WQ (the
     // kernel's io_attach_sq_data: ENXIO for a bad fd, EINVAL for a non-ring

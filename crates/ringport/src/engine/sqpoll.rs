@@ -99,7 +99,11 @@ fn pin(cpu: u32) {
 
 fn live_rings(sqd: &SqData) -> Vec<Arc<Ctx>> {
     let rings = sqd.rings.lock().unwrap_or_else(|e| e.into_inner());
-    rings.iter().filter_map(Weak::upgrade).filter(|c| !c.closed.load(Ordering::Acquire)).collect()
+    rings
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|c| !c.closed.load(Ordering::Acquire) && c.enabled.load(Ordering::Acquire))
+        .collect()
 }
 
 fn pending(ctx: &Ctx) -> bool {

@@ -86,6 +86,7 @@ pub(crate) fn futex_wait_until(word: &AtomicU32, val: u32, deadline: &libc::time
 impl Ctx {
     /// True when fewer than `min` CQEs are ready after an overflow flush.
     pub fn needs_wait(&self, min: u32) -> bool {
+        self.run_deferred();
         self.flush_overflow();
         self.cq_ready() < min.min(self.rings.geo.cq_entries)
     }
@@ -95,6 +96,7 @@ impl Ctx {
     /// is non-empty at the end).
     pub fn wait_cqes(&self, min: u32, arg: &WaitArg) -> Result<(), Errno> {
         let min = min.min(self.rings.geo.cq_entries);
+        self.run_deferred();
         self.flush_overflow();
         if self.cq_ready() >= min {
             return Ok(());
@@ -114,10 +116,14 @@ impl Ctx {
 
     fn wait_futex(&self, min: u32, deadline: &libc::timespec, timeouts: u32) -> Result<(), Errno> {
         loop {
+            self.run_deferred();
             self.flush_overflow();
             let (ready, seq) = self.wait_register(min, false, timeouts);
             if ready {
                 self.wait_unregister(false);
+                if self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+                    continue;
+                }
                 return Ok(());
             }
             let r = futex_wait_until(&self.cq_seq, seq, deadline);
@@ -140,10 +146,14 @@ impl Ctx {
     fn wait_sigmask(&self, min: u32, deadline: &libc::timespec, mask: &libc::sigset_t, timeouts: u32) -> Result<(), Errno> {
         let efd = self.sig_eventfd()?;
         loop {
+            self.run_deferred();
             self.flush_overflow();
             let (ready, _) = self.wait_register(min, true, timeouts);
             if ready {
                 self.wait_unregister(true);
+                if self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+                    continue;
+                }
                 return Ok(());
             }
             let now = now();

@@ -1,0 +1,137 @@
+//! Task-running modes and ring gating, differential: SINGLE_ISSUER,
+//! DEFER_TASKRUN, R_DISABLED with ENABLE_RINGS, and RESTRICTIONS.
+//! Each scenario runs on the kernel (`io-uring` crate) and on ringport.
+
+use std::time::{Duration, Instant};
+
+type Obs = Vec<String>;
+
+macro_rules! scenario {
+    ($name:ident, |$c:ident, $b:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            pub fn kernel() -> Obs {
+                use io_uring as $c;
+                #[allow(unused)]
+                let $b = || io_uring::IoUring::<io_uring::squeue::Entry, io_uring::cqueue::Entry>::builder();
+                $body
+            }
+            pub fn ringport() -> Obs {
+                use ringport as $c;
+                #[allow(unused)]
+                let $b = ringport::IoUring::builder;
+                $body
+            }
+        }
+        #[test]
+        fn $name() {
+            if io_uring::IoUring::new(2).is_err() {
+                println!("SKIPPED {}: the kernel's io_uring is unavailable", stringify!($name));
+                return;
+            }
+            let k = $name::kernel();
+            let r = $name::ringport();
+            println!("{}: kernel {:?}", stringify!($name), k);
+            assert_eq!(r, k, "ringport vs kernel");
+        }
+    };
+}
+
+fn code<T>(r: std::io::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(0)),
+    }
+}
+
+macro_rules! push {
+    ($ring:ident, $e:expr) => {
+        // SAFETY: the entries point at memory that outlives their CQEs.
+        unsafe { $ring.submission().push(&$e).unwrap() }
+    };
+}
+
+macro_rules! cqes {
+    ($ring:ident) => {
+        $ring.completion().map(|c| format!("{}:{}", c.user_data(), c.result())).collect::<Vec<_>>()
+    };
+}
+
+scenario!(single_issuer_refuses_other_threads, |c, b| {
+    let mut ring = b().setup_single_issuer().build(8).unwrap();
+    push!(ring, c::opcode::Nop::new().build().user_data(1));
+    let mut obs = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            obs.push(format!("submit elsewhere: {}", code(ring.submit())));
+            obs.push(format!("register elsewhere: {}", code(ring.submitter().register_files(&[0]))));
+        });
+    });
+    obs.push(format!("submit here: {}", code(ring.submit_and_wait(1))));
+    obs.extend(cqes!(ring));
+    obs
+});
+
+scenario!(defer_taskrun_posts_only_when_asked, |c, b| {
+    let mut ring = b()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(8)
+        .unwrap();
+    let mut p = [0i32; 2];
+    // SAFETY: p is a valid 2-int array.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    let mut buf = [0u8; 4];
+    push!(ring, c::opcode::Read::new(c::types::Fd(p[0]), buf.as_mut_ptr(), 4).build().user_data(1));
+    ring.submit().unwrap();
+    // SAFETY: writing 4 bytes from a live buffer to our pipe.
+    unsafe { libc::write(p[1], b"abcd".as_ptr().cast(), 4) };
+    std::thread::sleep(Duration::from_millis(30));
+    let mut obs = vec![format!("before getevents: {:?}", cqes!(ring))];
+    let t = Instant::now();
+    let _ = ring.submit_and_wait(1);
+    obs.push(format!("after getevents: {:?}", cqes!(ring)));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    std::thread::scope(|s| {
+        s.spawn(|| obs.push(format!("wait elsewhere: {}", code(ring.submitter().submit_and_wait(1)))));
+    });
+    // SAFETY: closing our pipe.
+    unsafe {
+        libc::close(p[0]);
+        libc::close(p[1]);
+    }
+    obs
+});
+
+scenario!(disabled_ring_and_restrictions, |c, b| {
+    use c::register::Restriction;
+    let mut ring = b().setup_r_disabled().build(8).unwrap();
+    let mut obs = Vec::new();
+    push!(ring, c::opcode::Nop::new().build().user_data(1));
+    obs.push(format!("enter while disabled: {}", code(ring.submit())));
+    let mut res = [
+        Restriction::sqe_op(c::opcode::Nop::CODE),
+        Restriction::register_op(8), // PROBE
+        Restriction::sqe_flags_allowed(c::squeue::Flags::IO_LINK.bits()),
+    ];
+    obs.push(format!("restrict: {}", code(ring.submitter().register_restrictions(&mut res))));
+    obs.push(format!("restrict again: {}", code(ring.submitter().register_restrictions(&mut res))));
+    obs.push(format!("enable: {}", code(ring.submitter().register_enable_rings())));
+    obs.push(format!("enable again: {}", code(ring.submitter().register_enable_rings())));
+    obs.push(format!("submit: {}", code(ring.submit_and_wait(1))));
+    obs.extend(cqes!(ring));
+    let mut buf = [0u8; 1];
+    push!(ring, c::opcode::Read::new(c::types::Fd(0), buf.as_mut_ptr(), 1).build().user_data(2));
+    push!(ring, c::opcode::Nop::new().build().user_data(3).flags(c::squeue::Flags::ASYNC));
+    push!(ring, c::opcode::Nop::new().build().user_data(4).flags(c::squeue::Flags::IO_LINK));
+    push!(ring, c::opcode::Nop::new().build().user_data(5));
+    obs.push(format!("submit restricted: {}", code(ring.submit())));
+    std::thread::sleep(Duration::from_millis(20));
+    let _ = ring.submit_and_wait(0);
+    let mut got = cqes!(ring);
+    got.sort();
+    obs.extend(got);
+    obs.push(format!("register files: {}", code(ring.submitter().register_files(&[0]))));
+    obs
+});
