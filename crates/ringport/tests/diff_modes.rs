@@ -135,3 +135,47 @@ scenario!(disabled_ring_and_restrictions, |c, b| {
     obs.push(format!("register files: {}", code(ring.submitter().register_files(&[0]))));
     obs
 });
+
+extern "C" fn on_usr1(_: i32) {}
+
+/// A signal handler runs while a thread waits for CQEs: the wait returns
+/// EINTR, even with SA_RESTART, on the kernel and on ringport.
+#[test]
+fn signal_interrupts_a_blocking_wait() {
+    if io_uring::IoUring::new(2).is_err() {
+        println!("SKIPPED signal_interrupts_a_blocking_wait: the kernel's io_uring is unavailable");
+        return;
+    }
+    // SAFETY: installing a no-op handler for SIGUSR1 with a valid sigaction.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut());
+    }
+    fn interrupted(wait: impl FnOnce() -> std::io::Result<usize> + Send) -> Option<i32> {
+        let tid = std::sync::atomic::AtomicI32::new(0);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                // SAFETY: gettid has no preconditions.
+                tid.store(unsafe { libc::gettid() }, std::sync::atomic::Ordering::Release);
+                wait()
+            });
+            while tid.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            let t = tid.load(std::sync::atomic::Ordering::Acquire);
+            // SAFETY: sending SIGUSR1 (handled by a no-op) to that one thread.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), t, libc::SIGUSR1) };
+            h.join().unwrap().err().and_then(|e| e.raw_os_error())
+        })
+    }
+    let k = io_uring::IoUring::new(4).unwrap();
+    let r = ringport::Ring::new(4).unwrap();
+    let ke = interrupted(|| k.submit_and_wait(1));
+    let re = interrupted(|| r.submit_and_wait(1));
+    println!("kernel {ke:?} ringport {re:?}");
+    assert_eq!(ke, Some(libc::EINTR));
+    assert_eq!(re, ke);
+}
