@@ -11,6 +11,7 @@ pub use linux_raw_sys::io_uring::{
     io_uring_files_update, io_uring_getevents_arg, io_uring_op, io_uring_params, io_uring_probe,
     io_uring_probe_op, io_uring_register_op, io_uring_rsrc_register, io_uring_rsrc_update,
     io_uring_restriction, io_uring_register_restriction_op, io_uring_rsrc_update2, io_uring_sqe,
+    io_uring_sync_cancel_reg,
     io_uring_sqe_flags_bit,
 };
 
@@ -129,6 +130,8 @@ pub mod reg {
     pub const RESTRICTIONS: u32 = r::IORING_REGISTER_RESTRICTIONS as u32;
     /// `IORING_REGISTER_ENABLE_RINGS`
     pub const ENABLE_RINGS: u32 = r::IORING_REGISTER_ENABLE_RINGS as u32;
+    /// `IORING_REGISTER_SYNC_CANCEL`
+    pub const SYNC_CANCEL: u32 = r::IORING_REGISTER_SYNC_CANCEL as u32;
     /// `IORING_REGISTER_LAST`: one past the highest register opcode.
     pub const LAST: u32 = r::IORING_REGISTER_LAST as u32;
     /// `IORING_REGISTER_USE_REGISTERED_RING`: high bit, the fd is a registered-ring index.
@@ -152,6 +155,7 @@ pub const UIO_MAXIOV: u32 = 1024;
 const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<io_uring_restriction>() == 16);
+    assert!(size_of::<io_uring_sync_cancel_reg>() == 64);
     assert!(size_of::<io_uring_sqe>() == 64);
     assert!(size_of::<io_uring_cqe>() == 16);
     assert!(size_of::<io_uring_params>() == 120);

@@ -260,3 +260,57 @@ scenario!(link_timeout_prep_errors, |ring, c| {
     );
     reap!(ring, 4)
 });
+
+/// IORING_REGISTER_SYNC_CANCEL on a pending poll, then on nothing.
+#[test]
+fn sync_cancel_matches_kernel() {
+    fn run<S, C>(
+        push: impl Fn(&mut S),
+        cancel: impl Fn(&S, u64) -> std::io::Result<()>,
+        reap: impl Fn(&mut S) -> Cqes,
+        ring: &mut S,
+        _c: std::marker::PhantomData<C>,
+    ) -> Vec<String> {
+        push(ring);
+        let mut obs = vec![format!("{:?}", cancel(ring, 1).map_err(|e| e.raw_os_error()))];
+        obs.push(format!("{:?}", reap(ring)));
+        obs.push(format!("{:?}", cancel(ring, 99).map_err(|e| e.raw_os_error())));
+        obs
+    }
+    let p = Pipe::new(0);
+    let Ok(mut k) = io_uring::IoUring::new(8) else {
+        println!("SKIPPED sync_cancel_matches_kernel: the kernel's io_uring is unavailable");
+        return;
+    };
+    let ko = run(
+        |r: &mut io_uring::IoUring| {
+            // SAFETY: a poll points at no memory.
+            unsafe { r.submission().push(&io_uring::opcode::PollAdd::new(io_uring::types::Fd(p.r), IN).build().user_data(1)).unwrap() };
+            r.submit().unwrap();
+        },
+        |r, ud| r.submitter().register_sync_cancel(None, io_uring::types::CancelBuilder::user_data(ud)),
+        |r| {
+            let _ = r.submit_and_wait(1);
+            r.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect()
+        },
+        &mut k,
+        std::marker::PhantomData::<()>,
+    );
+    let mut rp = ringport::Ring::new(8).unwrap();
+    let ro = run(
+        |r: &mut ringport::Ring| {
+            // SAFETY: a poll points at no memory.
+            unsafe { r.submission().push(&ringport::opcode::PollAdd::new(ringport::types::Fd(p.r), IN).build().user_data(1)).unwrap() };
+            r.submit().unwrap();
+        },
+        |r, ud| r.submitter().register_sync_cancel(None, ringport::types::CancelBuilder::user_data(ud)),
+        |r| {
+            let _ = r.submit_and_wait(1);
+            r.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect()
+        },
+        &mut rp,
+        std::marker::PhantomData::<()>,
+    );
+    println!("sync cancel: kernel {ko:?}");
+    assert_eq!(ro, ko);
+}

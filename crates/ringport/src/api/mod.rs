@@ -313,6 +313,27 @@ impl Submitter<'_> {
     pub fn register_enable_rings(&self) -> io::Result<()> {
         self.register(reg::ENABLE_RINGS, 0, 0)
     }
+    /// Cancels what `builder` names and waits, up to `timeout` (None:
+    /// forever), for it to finish (IORING_REGISTER_SYNC_CANCEL).
+    pub fn register_sync_cancel(&self, timeout: Option<types::Timespec>, builder: types::CancelBuilder) -> io::Result<()> {
+        // SAFETY: io_uring_sync_cancel_reg is plain integers; all-zero is valid.
+        let mut sc: abi::io_uring_sync_cancel_reg = unsafe { core::mem::zeroed() };
+        sc.addr = builder.user_data;
+        sc.flags = builder.flags;
+        sc.fd = -1;
+        if let Some(t) = builder.fd {
+            match t {
+                types::Target::Fd(fd) => sc.fd = fd,
+                types::Target::Fixed(i) => {
+                    sc.fd = i as i32;
+                    sc.flags |= abi::IORING_ASYNC_CANCEL_FD_FIXED;
+                }
+            }
+        }
+        let t = timeout.map(|t| t.0).unwrap_or(abi::__kernel_timespec { tv_sec: -1, tv_nsec: -1 });
+        sc.timeout = t;
+        self.register(reg::SYNC_CANCEL, &sc as *const _ as u64, 0)
+    }
     /// Fills `probe` with the supported opcodes.
     pub fn register_probe(&self, probe: &mut Probe) -> io::Result<()> {
         probe.0.fill(0);

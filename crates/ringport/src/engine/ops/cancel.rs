@@ -130,6 +130,54 @@ pub(crate) fn cancel(ctx: &Ctx, spec: &Spec) -> i32 {
     }
 }
 
+/// IORING_REGISTER_SYNC_CANCEL (the kernel's `io_sync_cancel`): cancels,
+/// and if the match is running in a worker, waits for it to finish, until
+/// the timeout in the request (`-1, -1`: none) passes (ETIME).
+pub(crate) fn sync_cancel(ctx: &std::sync::Arc<Ctx>, arg: u64) -> Result<i32, Errno> {
+    // SAFETY: io_uring_sync_cancel_reg is plain data.
+    let sc: abi::io_uring_sync_cancel_reg = unsafe { crate::engine::uaccess::read_pod(arg)? };
+    if sc.pad.iter().any(|&b| b != 0) || sc.pad2.iter().any(|&w| w != 0) {
+        return Err(Errno(libc::EINVAL));
+    }
+    if sc.flags & !CANCEL_FLAGS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let spec = Spec { flags: sc.flags, user_data: sc.addr, fd: sc.fd, opcode: sc.opcode };
+    if sc.flags & abi::IORING_ASYNC_CANCEL_FD != 0 && sc.flags & abi::IORING_ASYNC_CANCEL_FD_FIXED == 0 {
+        // SAFETY: F_GETFD only inspects the fd table.
+        if sc.fd < 0 || unsafe { libc::fcntl(sc.fd, libc::F_GETFD) } < 0 {
+            return Err(Errno(libc::EBADF));
+        }
+    }
+    let run = |ctx: &std::sync::Arc<Ctx>| {
+        let r = cancel(ctx, &spec);
+        for (req, res) in ctx.take_remote_tw() {
+            crate::engine::submit::complete_elsewhere(ctx, req, res);
+        }
+        r
+    };
+    let done = |r: i32| if r < 0 { Err(Errno(-r)) } else { Ok(r) };
+    let r = run(ctx);
+    if r != -libc::EALREADY {
+        return done(r);
+    }
+    let forever = sc.timeout.tv_sec == -1 && sc.timeout.tv_nsec == -1;
+    let deadline = (!forever).then(|| {
+        std::time::Instant::now()
+            + std::time::Duration::new(sc.timeout.tv_sec.max(0) as u64, sc.timeout.tv_nsec.clamp(0, 999_999_999) as u32)
+    });
+    loop {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(Errno(libc::ETIME));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        let r = run(ctx);
+        if r != -libc::EALREADY {
+            return done(if r == -libc::ENOENT || r > 0 { 0 } else { r });
+        }
+    }
+}
+
 pub(crate) fn issue_cancel(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::Cancel(spec) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     Issue::Done(cancel(ctx, spec), 0)
