@@ -149,7 +149,7 @@ fn signal_interrupts_a_blocking_wait() {
     // SAFETY: installing a no-op handler for SIGUSR1 with a valid sigaction.
     unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as usize;
+        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut());
     }

@@ -4,64 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-type Cqes = Vec<(u64, i32, u32)>;
-
-/// Expands a scenario for one backend crate. The body sees `ring`, and the
-/// crate's `opcode`, `types`, `squeue` modules through `$c`.
-macro_rules! scenario {
-    ($name:ident, |$ring:ident, $c:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            pub fn kernel() -> Result<Cqes, String> {
-                use io_uring as $c;
-                let mut $ring = $c::IoUring::new(16).map_err(|e| e.to_string())?;
-                Ok($body)
-            }
-            pub fn ringport() -> Result<Cqes, String> {
-                use ringport as $c;
-                let mut $ring = $c::IoUring::new(16).map_err(|e| e.to_string())?;
-                Ok($body)
-            }
-        }
-        #[test]
-        fn $name() {
-            let k = match $name::kernel() {
-                Ok(k) => k,
-                Err(e) => {
-                    println!("SKIPPED {}: the kernel's io_uring is unavailable ({e})", stringify!($name));
-                    return;
-                }
-            };
-            let r = $name::ringport().expect("ringport ring");
-            println!("{}: kernel {:?}", stringify!($name), k);
-            assert_eq!(r, k, "ringport vs kernel CQEs");
-        }
-    };
-}
-
-/// Pushes entries (each kept alive by the caller until reaped).
-macro_rules! push {
-    ($ring:ident, $($e:expr),+ $(,)?) => {{
-        $(
-            // SAFETY: every buffer an entry points at outlives its CQE.
-            unsafe { $ring.submission().push(&$e).unwrap() };
-        )+
-    }};
-}
-
-/// Reaps CQEs until `n` arrived or 5 s passed.
-macro_rules! reap {
-    ($ring:ident, $n:expr) => {{
-        let mut got: Cqes = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while got.len() < $n && Instant::now() < deadline {
-            let _ = $ring.submit_and_wait(1);
-            got.extend($ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
-        }
-        got
-    }};
-}
+#[macro_use]
+mod scenario;
+use scenario::Cqes;
 
 scenario!(pure_timeout_expires, |ring, c| {
     let ts = c::types::Timespec::new().nsec(5_000_000);

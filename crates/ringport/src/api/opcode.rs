@@ -5,6 +5,18 @@ use crate::abi::{self, op};
 use crate::squeue::Entry;
 use crate::types::{FsyncFlags, Target, TimeoutFlags, Timespec};
 
+/// An entry that works on no file: `fd` -1, with `addr`, `len`, `off` and
+/// the per-op flags word (the timeout and cancel family).
+fn fileless(code: u8, addr: u64, len: u32, off: u64, op_flags: u32) -> Entry {
+    let mut e = Entry::new(code);
+    e.0.fd = -1;
+    e.0.__bindgen_anon_2.addr = addr;
+    e.0.len = len;
+    e.0.__bindgen_anon_1.off = off;
+    e.0.__bindgen_anon_3.timeout_flags = op_flags;
+    e
+}
+
 fn with_target(mut e: Entry, fd: Target) -> Entry {
     match fd {
         Target::Fd(fd) => e.0.fd = fd,
@@ -178,13 +190,7 @@ impl Timeout {
     }
     /// The SQE.
     pub fn build(self) -> Entry {
-        let mut e = Entry::new(Self::CODE);
-        e.0.fd = -1;
-        e.0.__bindgen_anon_2.addr = self.timespec as u64;
-        e.0.len = 1;
-        e.0.__bindgen_anon_1.off = self.count as u64;
-        e.0.__bindgen_anon_3.timeout_flags = self.flags.0;
-        e
+        fileless(Self::CODE, self.timespec as u64, 1, self.count as u64, self.flags.0)
     }
 }
 
@@ -203,10 +209,7 @@ impl TimeoutRemove {
     }
     /// The SQE.
     pub fn build(self) -> Entry {
-        let mut e = Entry::new(Self::CODE);
-        e.0.fd = -1;
-        e.0.__bindgen_anon_2.addr = self.user_data;
-        e
+        fileless(Self::CODE, self.user_data, 0, 0, 0)
     }
 }
 
@@ -233,12 +236,8 @@ impl TimeoutUpdate {
     }
     /// The SQE.
     pub fn build(self) -> Entry {
-        let mut e = Entry::new(Self::CODE);
-        e.0.fd = -1;
-        e.0.__bindgen_anon_2.addr = self.user_data;
-        e.0.__bindgen_anon_1.addr2 = self.timespec as u64;
-        e.0.__bindgen_anon_3.timeout_flags = self.flags.0 | abi::IORING_TIMEOUT_UPDATE;
-        e
+        // addr2 (the new time) shares its bytes with `off`.
+        fileless(Self::CODE, self.user_data, 0, self.timespec as u64, self.flags.0 | abi::IORING_TIMEOUT_UPDATE)
     }
 }
 
@@ -290,10 +289,7 @@ impl PollRemove {
     }
     /// The SQE.
     pub fn build(self) -> Entry {
-        let mut e = Entry::new(Self::CODE);
-        e.0.fd = -1;
-        e.0.__bindgen_anon_2.addr = self.user_data;
-        e
+        fileless(Self::CODE, self.user_data, 0, 0, 0)
     }
 }
 
@@ -370,11 +366,6 @@ impl LinkTimeout {
     }
     /// The SQE.
     pub fn build(self) -> Entry {
-        let mut e = Entry::new(Self::CODE);
-        e.0.fd = -1;
-        e.0.__bindgen_anon_2.addr = self.timespec as u64;
-        e.0.len = 1;
-        e.0.__bindgen_anon_3.timeout_flags = self.flags.0;
-        e
+        fileless(Self::CODE, self.timespec as u64, 1, 0, self.flags.0)
     }
 }
