@@ -136,6 +136,51 @@ scenario!(disabled_ring_and_restrictions, |c, b| {
     obs
 });
 
+scenario!(iopoll_direct_io_only, |c, b| {
+    let path = std::env::temp_dir().join(format!("ringport-iopoll-{}", std::process::id()));
+    std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: opening a file we just wrote, with a valid C path.
+    let direct = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_DIRECT) };
+    // SAFETY: as above, buffered.
+    let buffered = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR) };
+    let mut obs = Vec::new();
+    if direct < 0 {
+        // The filesystem refuses O_DIRECT: nothing to compare.
+        std::fs::remove_file(&path).unwrap();
+        return vec!["no O_DIRECT".into()];
+    }
+    let layout = std::alloc::Layout::from_size_align(4096, 4096).unwrap();
+    // SAFETY: a non-zero-sized, aligned allocation, freed below.
+    let buf = unsafe { std::alloc::alloc(layout) };
+    let mut ring = b().setup_iopoll().build(8).unwrap();
+    push!(ring, c::opcode::Read::new(c::types::Fd(direct), buf, 4096).build().user_data(1));
+    push!(ring, c::opcode::Nop::new().build().user_data(2));
+    push!(ring, c::opcode::Fsync::new(c::types::Fd(direct)).build().user_data(3));
+    obs.push(format!("submit: {}", code(ring.submit())));
+    obs.push(format!("visible before reaping: {:?}", cqes!(ring)));
+    // The kernel's reap loop may return early (it yields on need_resched),
+    // so reap until the polled read shows up, within a bound.
+    let mut reaped = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reaped.is_empty() && Instant::now() < deadline {
+        let _ = ring.submit_and_wait(1);
+        reaped.extend(cqes!(ring));
+    }
+    obs.push(format!("reaped: {reaped:?}"));
+    push!(ring, c::opcode::Read::new(c::types::Fd(buffered), buf, 4096).build().user_data(4));
+    let _ = ring.submit_and_wait(1);
+    obs.push(format!("buffered: {:?}", cqes!(ring)));
+    // SAFETY: freeing the allocation above; closing our fds.
+    unsafe {
+        std::alloc::dealloc(buf, layout);
+        libc::close(direct);
+        libc::close(buffered);
+    }
+    std::fs::remove_file(&path).unwrap();
+    obs
+});
+
 extern "C" fn on_usr1(_: i32) {}
 
 /// A signal handler runs while a thread waits for CQEs: the wait returns

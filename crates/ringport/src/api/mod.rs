@@ -107,6 +107,10 @@ impl Builder {
         self.params.wq_fd = fd as u32;
         self.flag(abi::IORING_SETUP_ATTACH_WQ)
     }
+    /// Polled completions for direct I/O (IORING_SETUP_IOPOLL).
+    pub fn setup_iopoll(self) -> Self {
+        self.flag(abi::IORING_SETUP_IOPOLL)
+    }
     /// Start disabled until [`Submitter::register_enable_rings`]
     /// (IORING_SETUP_R_DISABLED).
     pub fn setup_r_disabled(self) -> Self {

@@ -68,13 +68,17 @@ impl Ctx {
     }
 
     /// Posts a batch of CQEs and wakes whoever waits for them. On a
-    /// DEFER_TASKRUN ring, CQEs from anywhere but the submitter's own enter
-    /// call are held until it asks for events.
+    /// DEFER_TASKRUN or IOPOLL ring, CQEs from anywhere but an enter call on
+    /// the ring are held until someone asks for events.
     pub fn post(&self, cqes: &[Cqe]) {
         if cqes.is_empty() {
             return;
         }
-        if self.has(abi::IORING_SETUP_DEFER_TASKRUN) && !super::enter::in_enter(self) {
+        // IOPOLL completions, too, only show when reaped in enter(GETEVENTS)
+        // (unless a SQPOLL thread reaps them).
+        let held = self.has(abi::IORING_SETUP_DEFER_TASKRUN)
+            || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL));
+        if held && !super::enter::in_enter(self) {
             self.deferred.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(cqes);
             self.has_deferred.store(true, Ordering::Release);
             if self.has(abi::IORING_SETUP_TASKRUN_FLAG) {

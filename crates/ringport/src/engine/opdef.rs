@@ -129,45 +129,67 @@ pub(crate) struct OpDef {
     pub pollable: bool,
     /// The op may block however it is issued: always run by a worker.
     pub may_block: bool,
+    /// The op may be used on an IORING_SETUP_IOPOLL ring.
+    pub iopoll: bool,
     /// Validates the SQE into per-op data.
     pub prep: fn(&Ctx, &Sqe) -> Result<OpData, Errno>,
     /// Runs the op.
     pub issue: fn(&Ctx, &mut Req, Mode) -> Issue,
 }
 
-const fn def(
-    name: &'static str,
-    needs_file: bool,
+/// An opcode's properties, named in the table below.
+#[derive(Clone, Copy)]
+struct Props {
+    file: bool,
     ioprio: bool,
     pollable: bool,
     may_block: bool,
+    iopoll: bool,
+}
+
+/// No file, no ioprio, never blocks, not for IOPOLL rings.
+const PLAIN: Props = Props { file: false, ioprio: false, pollable: false, may_block: false, iopoll: false };
+/// Reads and writes: a file, ioprio, pollable files, IOPOLL rings.
+const RW: Props = Props { file: true, ioprio: true, pollable: true, may_block: false, iopoll: true };
+
+const fn def(
+    name: &'static str,
+    p: Props,
     prep: fn(&Ctx, &Sqe) -> Result<OpData, Errno>,
     issue: fn(&Ctx, &mut Req, Mode) -> Issue,
 ) -> Option<OpDef> {
-    Some(OpDef { name, needs_file, ioprio, buffer_select: false, pollable, may_block, prep, issue })
+    Some(OpDef {
+        name,
+        needs_file: p.file,
+        ioprio: p.ioprio,
+        buffer_select: false,
+        pollable: p.pollable,
+        may_block: p.may_block,
+        iopoll: p.iopoll,
+        prep,
+        issue,
+    })
 }
 
 const fn table() -> [Option<OpDef>; op::LAST as usize] {
     let mut t = [const { None }; op::LAST as usize];
-    t[op::NOP as usize] = def("NOP", false, false, false, false, nop::prep, nop::issue);
-    t[op::READV as usize] = def("READV", true, true, true, false, rw::prep_readv, rw::issue_read);
-    t[op::WRITEV as usize] = def("WRITEV", true, true, true, false, rw::prep_writev, rw::issue_write);
-    t[op::FSYNC as usize] = def("FSYNC", true, false, false, true, fs::prep_fsync, fs::issue_fsync);
-    t[op::READ_FIXED as usize] = def("READ_FIXED", true, true, true, false, rw::prep_read_fixed, rw::issue_read);
-    t[op::WRITE_FIXED as usize] =
-        def("WRITE_FIXED", true, true, true, false, rw::prep_write_fixed, rw::issue_write);
-    t[op::POLL_ADD as usize] = def("POLL_ADD", true, false, true, false, poll::prep_poll_add, poll::issue_poll_add);
-    t[op::POLL_REMOVE as usize] =
-        def("POLL_REMOVE", false, false, false, false, poll::prep_poll_remove, poll::issue_poll_remove);
-    t[op::ASYNC_CANCEL as usize] =
-        def("ASYNC_CANCEL", false, false, false, false, cancel::prep_cancel, cancel::issue_cancel);
+    t[op::NOP as usize] = def("NOP", Props { iopoll: true, ..PLAIN }, nop::prep, nop::issue);
+    t[op::READV as usize] = def("READV", RW, rw::prep_readv, rw::issue_read);
+    t[op::WRITEV as usize] = def("WRITEV", RW, rw::prep_writev, rw::issue_write);
+    t[op::FSYNC as usize] = def("FSYNC", Props { file: true, may_block: true, ..PLAIN }, fs::prep_fsync, fs::issue_fsync);
+    t[op::READ_FIXED as usize] = def("READ_FIXED", RW, rw::prep_read_fixed, rw::issue_read);
+    t[op::WRITE_FIXED as usize] = def("WRITE_FIXED", RW, rw::prep_write_fixed, rw::issue_write);
+    t[op::POLL_ADD as usize] =
+        def("POLL_ADD", Props { file: true, pollable: true, ..PLAIN }, poll::prep_poll_add, poll::issue_poll_add);
+    t[op::POLL_REMOVE as usize] = def("POLL_REMOVE", PLAIN, poll::prep_poll_remove, poll::issue_poll_remove);
+    t[op::ASYNC_CANCEL as usize] = def("ASYNC_CANCEL", PLAIN, cancel::prep_cancel, cancel::issue_cancel);
     t[op::LINK_TIMEOUT as usize] =
-        def("LINK_TIMEOUT", false, false, false, false, timeout::prep_link_timeout, timeout::issue_link_timeout);
-    t[op::TIMEOUT as usize] = def("TIMEOUT", false, false, false, false, timeout::prep_timeout, timeout::issue_timeout);
+        def("LINK_TIMEOUT", PLAIN, timeout::prep_link_timeout, timeout::issue_link_timeout);
+    t[op::TIMEOUT as usize] = def("TIMEOUT", PLAIN, timeout::prep_timeout, timeout::issue_timeout);
     t[op::TIMEOUT_REMOVE as usize] =
-        def("TIMEOUT_REMOVE", false, false, false, false, timeout::prep_timeout_remove, timeout::issue_timeout_remove);
-    t[op::READ as usize] = def("READ", true, true, true, false, rw::prep_read, rw::issue_read);
-    t[op::WRITE as usize] = def("WRITE", true, true, true, false, rw::prep_write, rw::issue_write);
+        def("TIMEOUT_REMOVE", PLAIN, timeout::prep_timeout_remove, timeout::issue_timeout_remove);
+    t[op::READ as usize] = def("READ", RW, rw::prep_read, rw::issue_read);
+    t[op::WRITE as usize] = def("WRITE", RW, rw::prep_write, rw::issue_write);
     t
 }
 
@@ -207,6 +229,9 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
         return Err(Errno(libc::EACCES));
     }
     if !def.ioprio && sqe.ioprio() != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if !def.iopoll && ctx.has(abi::IORING_SETUP_IOPOLL) {
         return Err(Errno(libc::EINVAL));
     }
     // No personalities can be registered, so any id is unknown.

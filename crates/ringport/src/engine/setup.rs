@@ -29,10 +29,12 @@ const KNOWN_FLAGS: u32 = abi::IORING_SETUP_IOPOLL
     | abi::IORING_SETUP_NO_SQARRAY
     | abi::IORING_SETUP_HYBRID_IOPOLL;
 
-/// Flags whose behaviour ringport has. The rest of KNOWN_FLAGS (IOPOLL,
-/// REGISTERED_FD_ONLY, HYBRID_IOPOLL) are
+/// Flags whose behaviour ringport has. The rest of KNOWN_FLAGS
+/// (REGISTERED_FD_ONLY) are
 /// refused with EINVAL until the engine implements them.
 pub(crate) const SUPPORTED_FLAGS: u32 = abi::IORING_SETUP_SQPOLL
+    | abi::IORING_SETUP_IOPOLL
+    | abi::IORING_SETUP_HYBRID_IOPOLL
     | abi::IORING_SETUP_DEFER_TASKRUN
     | abi::IORING_SETUP_R_DISABLED
     | abi::IORING_SETUP_SQ_AFF

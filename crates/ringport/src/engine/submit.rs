@@ -281,8 +281,11 @@ fn issue_once(ctx: &Ctx, req: &mut Req, mode: Mode) -> Outcome {
     if let Some(res) = req.preset {
         return Outcome::Done(res, 0);
     }
+    // IOPOLL reads and writes complete asynchronously, to be reaped in
+    // enter(GETEVENTS), as the kernel's polled I/O does.
+    let polled = |d: &opdef::OpDef| d.iopoll && d.needs_file && ctx.has(abi::IORING_SETUP_IOPOLL);
     if mode == Mode::NonBlock
-        && (req.sqe_flags & abi::IOSQE_ASYNC != 0 || opdef::lookup(req.opcode).is_some_and(|d| d.may_block))
+        && (req.sqe_flags & abi::IOSQE_ASYNC != 0 || opdef::lookup(req.opcode).is_some_and(|d| d.may_block || polled(d)))
     {
         return Outcome::Punt;
     }

@@ -175,6 +175,33 @@ fn remaining(rw: &Rw) -> Vec<libc::iovec> {
     out
 }
 
+/// True when the block device under `fd` has poll queues
+/// (`/sys/dev/block/M:m/queue/io_poll`): without them the kernel's block
+/// layer refuses polled I/O with EOPNOTSUPP. Cached per device.
+fn device_polls(fd: i32) -> bool {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<HashMap<u64, bool>>> = Mutex::new(None);
+    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a valid out-pointer.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstat succeeded.
+    let st = unsafe { st.assume_init() };
+    let dev = if st.st_mode & libc::S_IFMT == libc::S_IFBLK { st.st_rdev } else { st.st_dev };
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    *cache.get_or_insert_with(HashMap::new).entry(dev).or_insert_with(|| {
+        let (maj, min) = (libc::major(dev), libc::minor(dev));
+        let base = format!("/sys/dev/block/{maj}:{min}");
+        // A partition has no queue/ of its own: use its disk's.
+        [format!("{base}/queue/io_poll"), format!("{base}/../queue/io_poll")]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .is_some_and(|v| v.trim() == "1")
+    })
+}
+
 fn fd_open(fd: i32) -> bool {
     // SAFETY: F_GETFD only inspects the fd table.
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
@@ -209,6 +236,17 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     }
     if rw.rw_flags & libc::RWF_HIPRI != 0 && !ctx.has(crate::abi::IORING_SETUP_IOPOLL) {
         return Issue::Done(if fd_open(fd) { -libc::EINVAL } else { -libc::EBADF }, 0);
+    }
+    // An IOPOLL ring only does direct I/O (the kernel needs IOCB_DIRECT).
+    if ctx.has(crate::abi::IORING_SETUP_IOPOLL) {
+        // SAFETY: F_GETFL only reads the file's status flags.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if fl < 0 {
+            return Issue::Done(-libc::EBADF, 0);
+        }
+        if fl & libc::O_DIRECT == 0 || !device_polls(fd) {
+            return Issue::Done(-libc::EOPNOTSUPP, 0);
+        }
     }
     let user_nowait = rw.rw_flags & libc::RWF_NOWAIT != 0;
     // In a worker, a pollable file is still never waited on by blocking:
