@@ -1,7 +1,10 @@
 //! Completion posting: CQ ring writes, the overflow backlog, wakeups.
 //!
-//! Any engine thread may post. Posting takes `Ctx::cq` (the kernel's
-//! `completion_lock`). When the CQ ring is full, CQEs wait in an unbounded
+//! Any engine thread may post. The CQ producer state lives inside the
+//! submit state, so the CQ lock *is* the submit lock (`Ctx::submit`): the
+//! submitter posts its inline completions under the lock it already holds,
+//! and other threads take it to post. Nothing may call [`Ctx::post`] while
+//! holding it (the submit path uses [`Ctx::post_inline`]). When the CQ ring is full, CQEs wait in an unbounded
 //! backlog in order, `IORING_SQ_CQ_OVERFLOW` is set, and every later CQE also
 //! goes to the backlog until it has drained, so order is kept. The backlog is
 //! flushed when a program asks for events (`IORING_ENTER_GETEVENTS`), as on
@@ -86,7 +89,7 @@ impl Ctx {
             }
             // Wake the submitter so that it runs them.
             let sleepers = {
-                let _st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
+                let _st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
                 self.sleepers()
             };
             self.notify(sleepers);
@@ -95,24 +98,82 @@ impl Ctx {
         self.post_now(cqes);
     }
 
-    /// Posts a batch of CQEs now.
+    /// Posts a batch of CQEs now (taking the submit lock).
     pub fn post_now(&self, cqes: &[Cqe]) {
-        let waiters = {
-            let mut st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
-            let mut space = self.cq_space(&st);
-            for c in cqes {
-                self.post_locked(&mut st, c, &mut space);
-            }
-            self.rings.cq_tail().store(st.tail, Ordering::Release);
-            self.cq_posted.fetch_add(cqes.len() as u32, Ordering::AcqRel);
-            self.sleepers()
+        let sleepers = {
+            let mut st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            self.post_locked_batch(&mut st.cq, cqes)
         };
-        self.notify(waiters);
+        self.notify(sleepers);
+        self.after_post();
+    }
+
+    /// Posts `cqe` (a multishot request's F_MORE completion) only if
+    /// `still_armed` says its request has not been cancelled meanwhile.
+    /// The check runs under the submit lock, which is what every cancel
+    /// holds, so a cancelled request's final CQE is never followed by
+    /// another. Lock order: submit lock, then the family's table lock.
+    pub fn post_if_armed(&self, cqe: Cqe, still_armed: impl FnOnce() -> bool) {
+        let held = (self.has(abi::IORING_SETUP_DEFER_TASKRUN)
+            || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL)))
+            && !super::enter::in_enter(self);
+        let mut st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        if !still_armed() {
+            return;
+        }
+        let sleepers = if held {
+            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push(cqe);
+            self.has_deferred.store(true, Ordering::Release);
+            if self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
+                self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
+            }
+            self.sleepers()
+        } else {
+            self.post_locked_batch(&mut st.cq, &[cqe])
+        };
+        drop(st);
+        self.notify(sleepers);
+        self.after_post();
+    }
+
+    /// Takes the CQEs held for DEFER_TASKRUN/IOPOLL (the caller posts them).
+    pub fn take_deferred(&self) -> Vec<Cqe> {
+        if !self.has_deferred.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_deferred.store(false, Ordering::Release);
+        self.rings.sq_flags().fetch_and(!abi::IORING_SQ_TASKRUN, Ordering::Release);
+        std::mem::take(&mut *d)
+    }
+
+    /// Posts the submitter's own batch under the submit lock it holds.
+    /// The caller runs [`Ctx::after_post`] once it has let go of the lock.
+    pub fn post_inline(&self, cq: &mut CqState, cqes: &[Cqe]) {
+        let sleepers = self.post_locked_batch(cq, cqes);
+        self.notify(sleepers);
+    }
+
+    /// Work that follows posting and must not run under the submit lock:
+    /// sequence timeouts whose count was reached.
+    pub fn after_post(&self) {
         if self.seq_timeouts.load(Ordering::Acquire) {
             if let Some(me) = self.self_arc() {
                 super::ops::timeout::flush_seq(&me);
             }
         }
+    }
+
+    fn post_locked_batch(&self, st: &mut CqState, cqes: &[Cqe]) -> (u32, u32) {
+        let mut space = self.cq_space(st);
+        for c in cqes {
+            self.post_locked(st, c, &mut space);
+        }
+        self.rings.cq_tail().store(st.tail, Ordering::Release);
+        // Only written under the lock: a plain store, not an RMW.
+        let posted = self.cq_posted.load(Ordering::Relaxed);
+        self.cq_posted.store(posted.wrapping_add(cqes.len() as u32), Ordering::Release);
+        self.sleepers()
     }
 
     /// Moves backlog entries into the ring while there is room.
@@ -122,7 +183,8 @@ impl Ctx {
             return true;
         }
         let (empty, waiters) = {
-            let mut st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            let st = &mut guard.cq;
             let mut space = self.cq_space(&st);
             while space > 0 {
                 let Some(c) = st.backlog.pop_front() else { break };
@@ -158,7 +220,7 @@ impl Ctx {
     /// A timeout completing (`cq_timeouts` moving away from `timeouts`)
     /// also ends the wait, as on the kernel.
     pub fn wait_register(&self, min: u32, sigmask: bool, timeouts: u32) -> (bool, u32) {
-        let _st = self.cq.lock().unwrap_or_else(|e| e.into_inner());
+        let _st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
         self.sleeper_count(sigmask).fetch_add(1, Ordering::Relaxed);
         let ready = self.cq_ready() >= min
             || self.cq_timeouts.load(Ordering::Acquire) != timeouts

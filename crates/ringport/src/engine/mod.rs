@@ -171,8 +171,6 @@ pub(crate) struct Ctx {
     pub has_remote_tw: AtomicBool,
     /// IO_DRAIN's defer queue and completion counts.
     pub drain: submit::Drain,
-    /// The completion side (`completion_lock`).
-    pub cq: Mutex<complete::CqState>,
     /// Futex word bumped whenever CQEs are posted while someone waits.
     pub cq_seq: AtomicU32,
     /// Number of threads sleeping (or about to sleep) in a CQ wait.
@@ -286,16 +284,10 @@ impl Ctx {
 
     /// DEFER_TASKRUN: posts the completions held for the submitter.
     pub fn run_deferred(&self) {
-        if !self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
-            return;
+        let batch = self.take_deferred();
+        if !batch.is_empty() {
+            self.post_now(&batch);
         }
-        let batch = {
-            let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
-            self.has_deferred.store(false, std::sync::atomic::Ordering::Release);
-            std::mem::take(&mut *d)
-        };
-        self.rings.sq_flags().fetch_and(!crate::abi::IORING_SQ_TASKRUN, std::sync::atomic::Ordering::Release);
-        self.post_now(&batch);
     }
 
     /// True when `flag` (an `IORING_SETUP_*` bit) was given at setup.

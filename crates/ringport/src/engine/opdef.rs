@@ -71,19 +71,37 @@ pub(crate) struct Req {
 unsafe impl Send for Req {}
 
 impl Req {
-    /// A request that failed at prep, kept so a chain can report it.
-    pub fn failed(sqe: &Sqe, err: Errno) -> Req {
+    /// A request for `sqe`, before prep fills in its data.
+    #[inline(always)]
+    pub fn new(sqe: &Sqe) -> Req {
         Req {
             opcode: sqe.opcode(),
             sqe_flags: sqe.flags(),
             user_data: sqe.user_data(),
-            fd: -1,
+            fd: sqe.fd(),
             file: File::None,
             data: OpData::Nop(nop::Nop::default()),
-            preset: Some(err.neg()),
+            preset: None,
             link: None,
             ltimeout: None,
         }
+    }
+    /// Moves the request out, leaving an inert one behind.
+    pub fn take(&mut self) -> Req {
+        std::mem::replace(
+            self,
+            Req {
+                opcode: 0,
+                sqe_flags: 0,
+                user_data: 0,
+                fd: -1,
+                file: File::None,
+                data: OpData::Nop(nop::Nop::default()),
+                preset: None,
+                link: None,
+                ltimeout: None,
+            },
+        )
     }
     /// True when the SQE had IO_LINK or IO_HARDLINK: the next SQE joins its chain.
     #[inline]
@@ -131,8 +149,9 @@ pub(crate) struct OpDef {
     pub may_block: bool,
     /// The op may be used on an IORING_SETUP_IOPOLL ring.
     pub iopoll: bool,
-    /// Validates the SQE into per-op data.
-    pub prep: fn(&Ctx, &Sqe) -> Result<OpData, Errno>,
+    /// Validates the SQE into per-op data, written in place (no copy of
+    /// the data through a return value on the hot path).
+    pub prep: fn(&Ctx, &Sqe, &mut OpData) -> Result<(), Errno>,
     /// Runs the op.
     pub issue: fn(&Ctx, &mut Req, Mode) -> Issue,
 }
@@ -152,10 +171,21 @@ const PLAIN: Props = Props { file: false, ioprio: false, pollable: false, may_bl
 /// Reads and writes: a file, ioprio, pollable files, IOPOLL rings.
 const RW: Props = Props { file: true, ioprio: true, pollable: true, may_block: false, iopoll: true };
 
+/// Adapts an op's `prep` (which returns its data) to the table's in-place form.
+macro_rules! prep {
+    ($f:path) => {{
+        fn in_place(ctx: &Ctx, sqe: &Sqe, out: &mut OpData) -> Result<(), Errno> {
+            *out = $f(ctx, sqe)?;
+            Ok(())
+        }
+        in_place
+    }};
+}
+
 const fn def(
     name: &'static str,
     p: Props,
-    prep: fn(&Ctx, &Sqe) -> Result<OpData, Errno>,
+    prep: fn(&Ctx, &Sqe, &mut OpData) -> Result<(), Errno>,
     issue: fn(&Ctx, &mut Req, Mode) -> Issue,
 ) -> Option<OpDef> {
     Some(OpDef {
@@ -173,23 +203,23 @@ const fn def(
 
 const fn table() -> [Option<OpDef>; op::LAST as usize] {
     let mut t = [const { None }; op::LAST as usize];
-    t[op::NOP as usize] = def("NOP", Props { iopoll: true, ..PLAIN }, nop::prep, nop::issue);
-    t[op::READV as usize] = def("READV", RW, rw::prep_readv, rw::issue_read);
-    t[op::WRITEV as usize] = def("WRITEV", RW, rw::prep_writev, rw::issue_write);
-    t[op::FSYNC as usize] = def("FSYNC", Props { file: true, may_block: true, ..PLAIN }, fs::prep_fsync, fs::issue_fsync);
-    t[op::READ_FIXED as usize] = def("READ_FIXED", RW, rw::prep_read_fixed, rw::issue_read);
-    t[op::WRITE_FIXED as usize] = def("WRITE_FIXED", RW, rw::prep_write_fixed, rw::issue_write);
+    t[op::NOP as usize] = def("NOP", Props { iopoll: true, ..PLAIN }, prep!(nop::prep), nop::issue);
+    t[op::READV as usize] = def("READV", RW, prep!(rw::prep_readv), rw::issue_read);
+    t[op::WRITEV as usize] = def("WRITEV", RW, prep!(rw::prep_writev), rw::issue_write);
+    t[op::FSYNC as usize] = def("FSYNC", Props { file: true, may_block: true, ..PLAIN }, prep!(fs::prep_fsync), fs::issue_fsync);
+    t[op::READ_FIXED as usize] = def("READ_FIXED", RW, prep!(rw::prep_read_fixed), rw::issue_read);
+    t[op::WRITE_FIXED as usize] = def("WRITE_FIXED", RW, prep!(rw::prep_write_fixed), rw::issue_write);
     t[op::POLL_ADD as usize] =
-        def("POLL_ADD", Props { file: true, pollable: true, ..PLAIN }, poll::prep_poll_add, poll::issue_poll_add);
-    t[op::POLL_REMOVE as usize] = def("POLL_REMOVE", PLAIN, poll::prep_poll_remove, poll::issue_poll_remove);
-    t[op::ASYNC_CANCEL as usize] = def("ASYNC_CANCEL", PLAIN, cancel::prep_cancel, cancel::issue_cancel);
+        def("POLL_ADD", Props { file: true, pollable: true, ..PLAIN }, prep!(poll::prep_poll_add), poll::issue_poll_add);
+    t[op::POLL_REMOVE as usize] = def("POLL_REMOVE", PLAIN, prep!(poll::prep_poll_remove), poll::issue_poll_remove);
+    t[op::ASYNC_CANCEL as usize] = def("ASYNC_CANCEL", PLAIN, prep!(cancel::prep_cancel), cancel::issue_cancel);
     t[op::LINK_TIMEOUT as usize] =
-        def("LINK_TIMEOUT", PLAIN, timeout::prep_link_timeout, timeout::issue_link_timeout);
-    t[op::TIMEOUT as usize] = def("TIMEOUT", PLAIN, timeout::prep_timeout, timeout::issue_timeout);
+        def("LINK_TIMEOUT", PLAIN, prep!(timeout::prep_link_timeout), timeout::issue_link_timeout);
+    t[op::TIMEOUT as usize] = def("TIMEOUT", PLAIN, prep!(timeout::prep_timeout), timeout::issue_timeout);
     t[op::TIMEOUT_REMOVE as usize] =
-        def("TIMEOUT_REMOVE", PLAIN, timeout::prep_timeout_remove, timeout::issue_timeout_remove);
-    t[op::READ as usize] = def("READ", RW, rw::prep_read, rw::issue_read);
-    t[op::WRITE as usize] = def("WRITE", RW, rw::prep_write, rw::issue_write);
+        def("TIMEOUT_REMOVE", PLAIN, prep!(timeout::prep_timeout_remove), timeout::issue_timeout_remove);
+    t[op::READ as usize] = def("READ", RW, prep!(rw::prep_read), rw::issue_read);
+    t[op::WRITE as usize] = def("WRITE", RW, prep!(rw::prep_write), rw::issue_write);
     t
 }
 
@@ -208,9 +238,10 @@ pub(crate) fn lookup(opcode: u8) -> Option<&'static OpDef> {
 }
 
 
-/// The kernel's `io_init_req`: common checks, then the op's prep.
-/// On error the caller posts `-errno` with the SQE's user_data.
-pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
+/// The kernel's `io_init_req`: common checks, then the op's prep, which
+/// fills `req` (made by [`Req::new`]) in place. On error the caller posts
+/// `-errno` with the SQE's user_data.
+pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe, req: &mut Req) -> Result<(), Errno> {
     let opcode = sqe.opcode();
     let flags = sqe.flags();
     if opcode >= op::LAST {
@@ -238,18 +269,7 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe) -> Result<Req, Errno> {
     if sqe.personality() != 0 {
         return Err(Errno(libc::EINVAL));
     }
-    let data = (def.prep)(ctx, sqe)?;
-    Ok(Req {
-        opcode,
-        sqe_flags: flags,
-        user_data: sqe.user_data(),
-        fd: sqe.fd(),
-        file: File::None,
-        data,
-        preset: None,
-        link: None,
-        ltimeout: None,
-    })
+    (def.prep)(ctx, sqe, &mut req.data)
 }
 
 /// Resolves `req.fd` (a registered index with IOSQE_FIXED_FILE) to a file.

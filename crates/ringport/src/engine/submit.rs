@@ -13,7 +13,7 @@
 
 use super::opdef::{self, Issue, Mode, Req};
 use super::ops::timeout;
-use super::{wq, Cqe, Ctx, Errno, Sqe};
+use super::{enter, wq, Cqe, Ctx, Errno, Sqe};
 use crate::abi;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +44,8 @@ pub(crate) struct SubmitState {
     pub head: u32,
     /// Completions produced during this call, posted in one batch.
     pub cqes: Vec<Cqe>,
+    /// The CQ producer side: the submit lock is also the CQ lock.
+    pub cq: super::complete::CqState,
     /// The chain being assembled: its requests in SQE order.
     chain: Vec<Req>,
     /// A request of `chain` failed to prep: the whole chain fails.
@@ -102,10 +104,24 @@ impl Drain {
     }
 }
 
+thread_local! {
+    /// The ring whose submit lock this thread holds (0: none).
+    static IN_SUBMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Submits up to `to_submit` SQEs. Returns how many were consumed (a
 /// dropped entry is consumed but not counted, as on the kernel).
 pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
-    let mut guard = ctx.submit.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = ctx.submit.lock().unwrap_or_else(|e| e.into_inner());
+    IN_SUBMIT.with(|s| s.set(Arc::as_ptr(ctx) as usize));
+    let submitted = submit_locked(ctx, guard, to_submit);
+    IN_SUBMIT.with(|s| s.set(0));
+    ctx.after_post();
+    ctx.drain.release(ctx);
+    Ok(submitted)
+}
+
+fn submit_locked(ctx: &Arc<Ctx>, mut guard: std::sync::MutexGuard<'_, SubmitState>, to_submit: u32) -> u32 {
     let st = &mut *guard;
     let rings = &ctx.rings;
     let tail = rings.sq_tail().load(Ordering::Acquire);
@@ -122,16 +138,12 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
         };
         let sqe = Sqe(rings.copy_sqe(idx));
         submitted += 1;
-        let (req, prep_failed) = match init_req(ctx, st, &sqe) {
-            // A LINK_TIMEOUT must follow a linked request that is not one.
-            Ok(req) if req.opcode == abi::op::LINK_TIMEOUT
-                && st.chain.last().is_none_or(|l| l.opcode == abi::op::LINK_TIMEOUT) =>
-            {
-                (Req::failed(&sqe, Errno(libc::EINVAL)), true)
-            }
-            Ok(req) => (req, false),
-            Err(e) => (Req::failed(&sqe, e), true),
-        };
+        let mut req = Req::new(&sqe);
+        if let Err(e) = init_req(ctx, st, &sqe, &mut req) {
+            // Kept so that a chain can report it; never issued.
+            req.preset = Some(e.neg());
+        }
+        let prep_failed = req.preset.is_some();
         if prep_failed {
             st.chain_failed |= req.links_next() || !st.chain.is_empty();
         }
@@ -149,7 +161,7 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
             if must_wait(ctx, &req) {
                 wait_drain(ctx, Box::new(req), seq);
             } else {
-                queue(ctx, req, &mut st.cqes, &mut st.tw);
+                queue(ctx, &mut req, &mut st.cqes, &mut st.tw);
             }
         }
         if stop {
@@ -162,13 +174,14 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
     }
     rings.sq_head().store(st.head, Ordering::Release);
     flush(ctx, st);
-    ctx.drain.release(ctx);
-    Ok(submitted)
+    submitted
 }
 
 /// The kernel's `io_init_req`, plus the drain rule that depends on what
 /// this ring has seen: after a CQE_SKIP_SUCCESS SQE, IO_DRAIN is EOPNOTSUPP.
-fn init_req(ctx: &Ctx, st: &mut SubmitState, sqe: &Sqe) -> Result<Req, Errno> {
+/// A LINK_TIMEOUT must also follow a linked request that is not one.
+#[inline(always)]
+fn init_req(ctx: &Ctx, st: &mut SubmitState, sqe: &Sqe, req: &mut Req) -> Result<(), Errno> {
     let flags = sqe.flags();
     if flags & !abi::IOSQE_ALL == 0 {
         st.drain_disabled |= flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
@@ -176,7 +189,12 @@ fn init_req(ctx: &Ctx, st: &mut SubmitState, sqe: &Sqe) -> Result<Req, Errno> {
             return Err(Errno(libc::EOPNOTSUPP));
         }
     }
-    opdef::init_req(ctx, sqe)
+    if sqe.opcode() == abi::op::LINK_TIMEOUT && st.chain.last().is_none_or(|l| l.opcode == abi::op::LINK_TIMEOUT) {
+        // Its own prep errors come first, as on the kernel.
+        opdef::init_req(ctx, sqe, req)?;
+        return Err(Errno(libc::EINVAL));
+    }
+    opdef::init_req(ctx, sqe, req)
 }
 
 /// Posts the batch, then runs task work until none is left, posting what it
@@ -184,8 +202,16 @@ fn init_req(ctx: &Ctx, st: &mut SubmitState, sqe: &Sqe) -> Result<Req, Errno> {
 fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
     loop {
         if !st.cqes.is_empty() {
-            ctx.post(&st.cqes);
+            ctx.post_inline(&mut st.cq, &st.cqes);
             st.cqes.clear();
+        }
+        // Held CQEs (DEFER_TASKRUN, IOPOLL) were produced before this
+        // call's task work: post them first, since we are in enter anyway.
+        if enter::in_enter(ctx) {
+            let held = ctx.take_deferred();
+            if !held.is_empty() {
+                ctx.post_inline(&mut st.cq, &held);
+            }
         }
         for (req, res) in ctx.take_remote_tw() {
             st.tw.push_back(Tw::Complete(req, res));
@@ -198,7 +224,7 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
         let round: Vec<Tw> = st.tw.drain(..).collect();
         for w in round {
             match w {
-                Tw::Issue(req) => queue(ctx, *req, &mut st.cqes, &mut st.tw),
+                Tw::Issue(mut req) => queue(ctx, &mut req, &mut st.cqes, &mut st.tw),
                 Tw::Cancel(req, quiet) => {
                     let n = cancel_chain(req, quiet, &mut st.cqes);
                     ctx.drain.count_inline(n);
@@ -246,7 +272,7 @@ fn queue_chain(ctx: &Arc<Ctx>, st: &mut SubmitState) {
     if must_wait(ctx, &head) {
         wait_drain(ctx, head, seq);
     } else {
-        queue(ctx, *head, &mut st.cqes, &mut st.tw);
+        queue(ctx, &mut head, &mut st.cqes, &mut st.tw);
     }
 }
 
@@ -261,17 +287,20 @@ fn chain_len(req: &Req) -> u64 {
 }
 
 /// Issues `req` inline (or punts it) and finishes it if it completed.
-#[inline]
-fn queue(ctx: &Arc<Ctx>, mut req: Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>) {
-    match issue_once(ctx, &mut req, Mode::NonBlock) {
+/// The request is worked on in place; it is moved out only when it leaves
+/// for a worker or a parking place (moving it on the hot path costs a copy
+/// and a store-forwarding stall).
+#[inline(always)]
+fn queue(ctx: &Arc<Ctx>, req: &mut Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>) {
+    match issue_once(ctx, req, Mode::NonBlock) {
         Outcome::Done(res, flags) => {
             ctx.drain.count_inline(1);
-            if let Some(next) = finish(ctx, &mut req, res, flags, out, Some(tw)) {
+            if let Some(next) = finish(ctx, req, res, flags, out, Some(tw)) {
                 tw.push_back(Tw::Issue(next));
             }
         }
-        Outcome::Punt => wq::punt(ctx.clone(), Box::new(req)),
-        Outcome::Park => opdef::park(ctx, Box::new(req)),
+        Outcome::Punt => wq::punt(ctx.clone(), Box::new(req.take())),
+        Outcome::Park => opdef::park(ctx, Box::new(req.take())),
     }
 }
 
@@ -302,6 +331,12 @@ fn issue_once(ctx: &Ctx, req: &mut Req, mode: Mode) -> Outcome {
 /// count): its CQE is posted at once, and the next request of its chain
 /// goes to a worker.
 pub(crate) fn complete_elsewhere(ctx: &Arc<Ctx>, mut req: Box<Req>, res: i32) {
+    // Inside this ring's submit (a failed park, say) the submit lock is
+    // held: complete it as task work of the same call instead.
+    if IN_SUBMIT.with(|s| s.get()) == Arc::as_ptr(ctx) as usize {
+        ctx.defer_completion(req, res);
+        return;
+    }
     let mut out = Vec::new();
     let before = chain_len(&req);
     let next = finish(ctx, &mut req, res, 0, &mut out, None);

@@ -59,11 +59,11 @@ pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
         if spawned.is_err() {
             st.workers -= 1;
             if st.workers == 0 {
-                // No thread could be made: run it here rather than lose it.
+                // No thread could be made: fail it rather than lose it.
                 let w = st.queue.pop_back();
                 drop(st);
                 if let Some(w) = w {
-                    run(w);
+                    super::submit::complete_elsewhere(&w.ctx, w.req, -libc::EAGAIN);
                 }
             }
         }

@@ -76,6 +76,7 @@ impl Spec {
     }
 }
 
+#[inline(always)]
 pub(crate) fn prep_cancel(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.off() != 0 || sqe.file_index() != 0 {
         return Err(Errno(libc::EINVAL));
@@ -97,8 +98,15 @@ pub(crate) fn prep_cancel(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     }))
 }
 
+/// [`cancel`] from outside a submit call: takes the submit lock, which
+/// every cancel holds (see `Ctx::post_if_armed`).
+pub(crate) fn cancel_locked(ctx: &Ctx, spec: &Spec) -> i32 {
+    let _st = ctx.submit.lock().unwrap_or_else(|e| e.into_inner());
+    cancel(ctx, spec)
+}
+
 /// Cancels what `spec` names on `ctx`. Returns the count for ALL/ANY,
-/// else 0, -EALREADY or -ENOENT.
+/// else 0, -EALREADY or -ENOENT. The caller holds the submit lock.
 pub(crate) fn cancel(ctx: &Ctx, spec: &Spec) -> i32 {
     let all = spec.all();
     let mut victims: Vec<Box<Req>> = Vec::new();
@@ -150,7 +158,7 @@ pub(crate) fn sync_cancel(ctx: &std::sync::Arc<Ctx>, arg: u64) -> Result<i32, Er
         }
     }
     let run = |ctx: &std::sync::Arc<Ctx>| {
-        let r = cancel(ctx, &spec);
+        let r = cancel_locked(ctx, &spec);
         for (req, res) in ctx.take_remote_tw() {
             crate::engine::submit::complete_elsewhere(ctx, req, res);
         }

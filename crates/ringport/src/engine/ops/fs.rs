@@ -9,6 +9,7 @@ pub(crate) struct Fsync {
     datasync: bool,
 }
 
+#[inline(always)]
 pub(crate) fn prep_fsync(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.addr() != 0 || sqe.buf_index() != 0 || sqe.file_index() != 0 {
         return Err(Errno(libc::EINVAL));

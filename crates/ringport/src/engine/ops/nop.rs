@@ -19,6 +19,7 @@ pub(crate) struct Nop {
     buf_index: u16,
 }
 
+#[inline(always)]
 pub(crate) fn prep(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     let flags = sqe.op_flags();
     if flags & !NOP_FLAGS != 0 {

@@ -56,6 +56,7 @@ pub(crate) struct Table {
     armed: HashMap<u64, Armed>,
 }
 
+#[inline(always)]
 pub(crate) fn prep_poll_add(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.buf_index() != 0 || sqe.off() != 0 || sqe.addr() != 0 {
         return Err(Errno(libc::EINVAL));
@@ -75,6 +76,7 @@ pub(crate) fn prep_poll_add(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     }))
 }
 
+#[inline(always)]
 pub(crate) fn prep_poll_remove(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.buf_index() != 0 || sqe.file_index() != 0 {
         return Err(Errno(libc::EINVAL));
@@ -167,7 +169,8 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     if multishot {
         let ud = a.req.user_data;
         drop(table);
-        ctx.post(&[crate::engine::Cqe::new(ud, mask as i32, abi::IORING_CQE_F_MORE)]);
+        let cqe = crate::engine::Cqe::new(ud, mask as i32, abi::IORING_CQE_F_MORE);
+        ctx.post_if_armed(cqe, || ctx.polls.lock().unwrap_or_else(|e| e.into_inner()).armed.contains_key(&key));
         return;
     }
     let Some(a) = table.armed.remove(&key) else { return };

@@ -55,6 +55,7 @@ fn check_ioprio(ioprio: u16) -> Result<(), Errno> {
     }
 }
 
+#[inline(always)]
 fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
     check_ioprio(sqe.ioprio())?;
     // attr_type_mask: only PI is defined, and ringport has no PI support.
@@ -73,6 +74,7 @@ fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
     })
 }
 
+#[inline(always)]
 fn prep_single(sqe: &Sqe) -> Result<OpData, Errno> {
     let rw = prep_common(sqe)?;
     if !access_ok(rw.addr, rw.len as u64) {
@@ -81,6 +83,7 @@ fn prep_single(sqe: &Sqe) -> Result<OpData, Errno> {
     Ok(OpData::Rw(rw))
 }
 
+#[inline(always)]
 fn prep_vectored(sqe: &Sqe) -> Result<OpData, Errno> {
     let mut rw = prep_common(sqe)?;
     if rw.len > abi::UIO_MAXIOV {
@@ -106,27 +109,34 @@ fn prep_vectored(sqe: &Sqe) -> Result<OpData, Errno> {
     Ok(OpData::Rw(rw))
 }
 
+#[inline(always)]
 fn prep_fixed(sqe: &Sqe) -> Result<OpData, Errno> {
     let mut rw = prep_common(sqe)?;
     rw.fixed = Some(sqe.buf_index());
     Ok(OpData::Rw(rw))
 }
 
+#[inline(always)]
 pub(crate) fn prep_read(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     prep_single(sqe)
 }
+#[inline(always)]
 pub(crate) fn prep_write(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     prep_single(sqe)
 }
+#[inline(always)]
 pub(crate) fn prep_readv(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     prep_vectored(sqe)
 }
+#[inline(always)]
 pub(crate) fn prep_writev(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     prep_vectored(sqe)
 }
+#[inline(always)]
 pub(crate) fn prep_read_fixed(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     prep_fixed(sqe)
 }
+#[inline(always)]
 pub(crate) fn prep_write_fixed(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     prep_fixed(sqe)
 }

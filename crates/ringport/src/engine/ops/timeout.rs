@@ -76,6 +76,7 @@ fn one_clock(flags: u32) -> bool {
 
 /// LINK_TIMEOUT: a TIMEOUT without a count, attached to the request before
 /// it in a chain (that the chain exists is checked at submission).
+#[inline(always)]
 pub(crate) fn prep_link_timeout(ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.off() != 0 {
         return Err(Errno(libc::EINVAL));
@@ -124,13 +125,14 @@ fn fire_link(ctx: &Arc<Ctx>, id: u64) {
         (p.req, p.link_of.unwrap_or(0))
     };
     let spec = super::cancel::Spec { flags: 0, user_data: target, fd: -1, opcode: 0 };
-    let r = super::cancel::cancel(ctx, &spec);
+    let r = super::cancel::cancel_locked(ctx, &spec);
     super::super::submit::complete_elsewhere(ctx, lt, if r == 0 { -libc::ETIME } else { r });
     for (req, res) in ctx.take_remote_tw() {
         super::super::submit::complete_elsewhere(ctx, req, res);
     }
 }
 
+#[inline(always)]
 pub(crate) fn prep_timeout(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.buf_index() != 0 || sqe.len() != 1 || sqe.file_index() != 0 {
         return Err(Errno(libc::EINVAL));
@@ -151,6 +153,7 @@ pub(crate) fn prep_timeout(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     Ok(OpData::Timeout(Timeout { sec, nsec, flags, off: sqe.off() as u32 }))
 }
 
+#[inline(always)]
 pub(crate) fn prep_timeout_remove(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.flags() & abi::IOSQE_FIXED_FILE != 0 {
         return Err(Errno(libc::EINVAL));
@@ -224,9 +227,13 @@ fn fire(ctx: &Arc<Ctx>, id: u64) {
         };
         if again {
             let (ud, when) = (p.req.user_data, deadline(t.flags, t.sec, t.nsec, false));
-            p.timer = timer::arm(ctx, when, fire);
+            let next = timer::arm(ctx, when, fire);
+            p.timer = next;
             drop(table);
-            ctx.post(&[super::super::Cqe::new(ud, -libc::ETIME, abi::IORING_CQE_F_MORE)]);
+            let cqe = super::super::Cqe::new(ud, -libc::ETIME, abi::IORING_CQE_F_MORE);
+            ctx.post_if_armed(cqe, || {
+                ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner()).list.iter().any(|p| p.timer == next)
+            });
             return;
         }
     }
