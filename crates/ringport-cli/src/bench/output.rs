@@ -1,0 +1,318 @@
+//! The table, the JSON and the markdown summary.
+
+use super::exec::{Backend, Figure, Kind, Outcome};
+use super::machine::Machine;
+use super::stats::{fmt_ns, fmt_rate, spread_pct};
+use std::fmt::Write as _;
+
+/// The run's settings, as the header and the summary state them.
+pub struct RunInfo {
+    /// The machine.
+    pub machine: Machine,
+    /// Where the test files are.
+    pub dir: String,
+    /// Why the kernel's io_uring is unavailable, if it is.
+    pub kernel_unavailable: Option<String>,
+    /// Seconds per figure (all repetitions of one backend).
+    pub duration: f64,
+    /// Repetitions per figure.
+    pub reps: usize,
+    /// Size of the randread file in MiB.
+    pub file_mib: u64,
+    /// Whether figures carry a thread count.
+    pub show_threads: bool,
+}
+
+/// The header lines.
+pub fn header(info: &RunInfo) -> String {
+    let m = &info.machine;
+    let mut s = String::new();
+    let _ = writeln!(s, "ringport bench: {} cores ({}), {} {}", m.cores, m.cpu, m.kernel, m.arch);
+    let _ = writeln!(
+        s,
+        "kernel io_uring: {}",
+        match &info.kernel_unavailable {
+            None => "available".to_string(),
+            Some(r) => format!("unavailable ({r})"),
+        }
+    );
+    let rep = info.duration / info.reps as f64;
+    let _ = writeln!(
+        s,
+        "test files in {} ({}); each figure: median of {} x {:.2} s after a warm-up, backends interleaved",
+        info.dir, m.fs, info.reps, rep
+    );
+    s
+}
+
+fn params_text(f: &Figure, info: &RunInfo) -> String {
+    let mut s = format!("{}={}", f.wl.kind.param(), f.wl.value);
+    if info.show_threads {
+        let _ = write!(s, " thr={}", f.wl.threads);
+    }
+    s
+}
+
+/// The results table.
+pub fn table(figs: &[Figure], info: &RunInfo) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<16} {:<14} {:<17} {:>10} {:>7} {:>9} {:>9} {:>9}",
+        "workload", "params", "backend", "ops/s", "spread", "p50", "p99", "vs kernel"
+    );
+    let mut last_kind = None;
+    for f in figs {
+        if last_kind.is_some() && last_kind != Some(f.wl.kind) {
+            s.push('\n');
+        }
+        last_kind = Some(f.wl.kind);
+        let wname = f.wl.kind.name();
+        let params = params_text(f, info);
+        if let Some(reason) = &f.skipped {
+            let _ = writeln!(s, "{wname:<16} {params:<14} skipped: {reason}");
+            continue;
+        }
+        for (i, r) in f.results.iter().enumerate() {
+            let (w, p) = if i == 0 { (wname, params.as_str()) } else { ("", "") };
+            let name = r.backend.name();
+            match &r.outcome {
+                Outcome::Measured(m) => {
+                    let ratio = f.ratio_to_kernel(r.backend).map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
+                    let _ = writeln!(
+                        s,
+                        "{w:<16} {p:<14} {name:<17} {:>10} {:>7} {:>9} {:>9} {:>9}",
+                        fmt_rate(m.ops_per_sec),
+                        format!("±{:.1}%", spread_pct(&m.reps)),
+                        m.p50_ns.map(fmt_ns).unwrap_or_else(|| "-".into()),
+                        m.p99_ns.map(fmt_ns).unwrap_or_else(|| "-".into()),
+                        ratio
+                    );
+                }
+                Outcome::Unavailable(why) => {
+                    let _ = writeln!(s, "{w:<16} {p:<14} {name:<17} unavailable: {why}");
+                }
+                Outcome::Failed(why) => {
+                    let _ = writeln!(s, "{w:<16} {p:<14} {name:<17} FAILED: {why}");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// How ops/s grows with the thread count: one line per workload point and
+/// backend, `1 thr: X  2 thr: Y (1.9x) ...`.
+pub fn scaling(figs: &[Figure]) -> String {
+    let mut s = String::new();
+    let mut seen: Vec<(Kind, usize)> = Vec::new();
+    for f in figs {
+        let key = (f.wl.kind, f.wl.value);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let series: Vec<&Figure> = figs.iter().filter(|g| (g.wl.kind, g.wl.value) == key && g.skipped.is_none()).collect();
+        for b in Backend::ALL {
+            let pts: Vec<(usize, f64)> =
+                series.iter().filter_map(|g| g.get(b).and_then(|r| r.ops_per_sec()).map(|x| (g.wl.threads, x))).collect();
+            let Some(&(_, base)) = pts.iter().find(|p| p.0 == 1) else { continue };
+            let mut line = format!("  {:<16} {:<9} {:<17}", key.0.name(), format!("{}={}", key.0.param(), key.1), b.name());
+            for (t, x) in &pts {
+                let _ = write!(line, " {t} thr: {:>8} ({:.2}x)", fmt_rate(*x), x / base);
+            }
+            s.push_str(&line);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// A check of one of the issue's targets.
+pub struct Target {
+    /// What is checked.
+    pub what: String,
+    /// The measured ratio.
+    pub got: f64,
+    /// The ratio aimed for.
+    pub want: f64,
+}
+
+fn find(figs: &[Figure], kind: Kind, value: usize) -> Option<&Figure> {
+    figs.iter().find(|f| f.wl.kind == kind && f.wl.value == value && f.wl.threads == 1 && f.skipped.is_none())
+}
+
+/// The targets that this run's figures can check.
+pub fn targets(figs: &[Figure]) -> Vec<Target> {
+    let mut t = Vec::new();
+    let mut vs = |what: String, f: Option<&Figure>, other: Backend, want: f64| {
+        let Some(f) = f else { return };
+        let (Some(a), Some(b)) = (f.get(Backend::Ringport).and_then(|r| r.ops_per_sec()), f.get(other).and_then(|r| r.ops_per_sec())) else {
+            return;
+        };
+        if b > 0.0 {
+            t.push(Target { what, got: a / b, want });
+        }
+    };
+    vs("nop batch=1: ringport / kernel".into(), find(figs, Kind::Nop, 1), Backend::Kernel, 3.0);
+    vs("nop batch=32: ringport / kernel".into(), find(figs, Kind::Nop, 32), Backend::Kernel, 2.0);
+    vs("randread qd=32: ringport / kernel".into(), find(figs, Kind::RandRead, 32), Backend::Kernel, 0.9);
+    vs("randread-direct qd=32: ringport / kernel".into(), find(figs, Kind::RandReadDirect, 32), Backend::Kernel, 0.95);
+    for f in figs.iter().filter(|f| f.wl.threads == 1 && f.wl.kind != Kind::Nop && f.wl.value > 1 && f.skipped.is_none()) {
+        for other in [Backend::Psync, Backend::Threadpool] {
+            let what = format!("{} qd={}: ringport / {}", f.wl.kind.name(), f.wl.value, other.name());
+            vs(what, Some(f), other, 1.0);
+        }
+    }
+    t
+}
+
+/// The targets as text lines.
+pub fn targets_text(t: &[Target]) -> String {
+    let mut s = String::new();
+    for x in t {
+        let mark = if x.got >= x.want { "met" } else { "MISSED" };
+        let _ = writeln!(s, "  {:<46} {:>6.2}x (target >= {:.2}x) {mark}", x.what, x.got, x.want);
+    }
+    s
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_f64(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.1}")
+    } else {
+        "null".into()
+    }
+}
+
+/// One figure as a JSON object:
+/// `{"workload":"nop","batch":32,"results":[{"backend":"ringport","ops_per_sec":X,...},...]}`.
+pub fn figure_json(f: &Figure, info: &RunInfo) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{{\"workload\":{}", json_str(f.wl.kind.name()));
+    for (k, v) in f.wl.params(info.show_threads, info.file_mib) {
+        let _ = write!(s, ",{}:{v}", json_str(k));
+    }
+    if let Some(r) = &f.skipped {
+        let _ = write!(s, ",\"skipped\":{}", json_str(r));
+    }
+    s.push_str(",\"results\":[");
+    for (i, r) in f.results.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{{\"backend\":{}", json_str(r.backend.name()));
+        match &r.outcome {
+            Outcome::Measured(m) => {
+                let _ = write!(s, ",\"ops_per_sec\":{}", json_f64(m.ops_per_sec));
+                let opt = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+                let _ = write!(s, ",\"p50_ns\":{},\"p99_ns\":{},\"lat_samples\":{}", opt(m.p50_ns), opt(m.p99_ns), m.samples);
+                if let Some(x) = f.ratio_to_kernel(r.backend) {
+                    let _ = write!(s, ",\"vs_kernel\":{x:.3}");
+                }
+                let reps: Vec<String> = m.reps.iter().map(|x| json_f64(*x)).collect();
+                let _ = write!(s, ",\"spread_pct\":{:.2},\"reps\":[{}]", spread_pct(&m.reps), reps.join(","));
+            }
+            Outcome::Unavailable(why) => {
+                let _ = write!(s, ",\"ops_per_sec\":null,\"unavailable\":{}", json_str(why));
+            }
+            Outcome::Failed(why) => {
+                let _ = write!(s, ",\"ops_per_sec\":null,\"error\":{}", json_str(why));
+            }
+        }
+        s.push('}');
+    }
+    s.push_str("]}");
+    s
+}
+
+/// The JSON document: one object for a single figure (as `bench nop
+/// --batch N` promises), otherwise a list of objects.
+pub fn json(figs: &[Figure], info: &RunInfo, force_list: bool) -> String {
+    if figs.len() == 1 && !force_list {
+        return figure_json(&figs[0], info) + "\n";
+    }
+    let items: Vec<String> = figs.iter().map(|f| figure_json(f, info)).collect();
+    format!("[\n{}\n]\n", items.join(",\n"))
+}
+
+/// The markdown summary of `--report`.
+pub fn markdown(figs: &[Figure], info: &RunInfo, command: &str, plot: Option<&str>) -> String {
+    let mut s = String::new();
+    s.push_str("# ringport bench\n\n");
+    let _ = writeln!(s, "Command: `{command}`\n");
+    for l in header(info).lines() {
+        let _ = writeln!(s, "- {l}");
+    }
+    s.push_str("\n## Results\n\n");
+    s.push_str("| workload | params | backend | ops/s | spread | p50 | p99 | vs kernel |\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
+    for f in figs {
+        let params = params_text(f, info);
+        if let Some(r) = &f.skipped {
+            let _ = writeln!(s, "| {} | {params} | - | skipped: {r} | | | | |", f.wl.kind.name());
+            continue;
+        }
+        for r in &f.results {
+            match &r.outcome {
+                Outcome::Measured(m) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {params} | {} | {} | ±{:.1}% | {} | {} | {} |",
+                        f.wl.kind.name(),
+                        r.backend.name(),
+                        fmt_rate(m.ops_per_sec),
+                        spread_pct(&m.reps),
+                        m.p50_ns.map(fmt_ns).unwrap_or_else(|| "-".into()),
+                        m.p99_ns.map(fmt_ns).unwrap_or_else(|| "-".into()),
+                        f.ratio_to_kernel(r.backend).map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into()),
+                    );
+                }
+                Outcome::Unavailable(why) => {
+                    let _ = writeln!(s, "| {} | {params} | {} | unavailable: {why} | | | | |", f.wl.kind.name(), r.backend.name());
+                }
+                Outcome::Failed(why) => {
+                    let _ = writeln!(s, "| {} | {params} | {} | failed: {why} | | | | |", f.wl.kind.name(), r.backend.name());
+                }
+            }
+        }
+    }
+    if info.show_threads {
+        s.push_str("\n## Scaling\n\nops/s with N threads (each with its own ring, loop or pool), and the ratio to 1 thread:\n\n```\n");
+        s.push_str(&scaling(figs));
+        s.push_str("```\n");
+    }
+    let t = targets(figs);
+    if !t.is_empty() {
+        s.push_str("\n## Targets\n\n");
+        for x in &t {
+            let mark = if x.got >= x.want { "met" } else { "**missed**" };
+            let _ = writeln!(s, "- {}: {:.2}x (target >= {:.2}x): {mark}", x.what, x.got, x.want);
+        }
+    }
+    if let Some(p) = plot {
+        let _ = writeln!(s, "\n## Plot\n\n![ops/s against queue depth]({p})");
+    }
+    s
+}
