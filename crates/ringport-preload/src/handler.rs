@@ -1,0 +1,397 @@
+//! The SIGSYS handler: decodes a trapped system call from the signal's
+//! `ucontext`, serves it from the engine (`ringport::sys`), and writes the
+//! result where the program's `syscall` instruction leaves it.
+//!
+//! See `docs/INTERCEPTION.md` for the signal-context rule this code follows.
+//! In short: the handler runs with every signal blocked except SIGSYS
+//! (`sa_mask`, `SA_NODEFER`), so nothing interrupts the engine while it
+//! holds a lock or allocates; a trap is synchronous, at a `syscall`
+//! instruction the program chose to execute, so the interrupted code holds
+//! no lock the engine needs; and the only place the program's own signal
+//! handlers can run is the CQ wait, which sleeps in `ppoll` with the
+//! program's mask swapped in atomically and holds nothing.
+
+use crate::{arch, fdtab, filter};
+use ringport::abi::{self, io_uring_getevents_arg, io_uring_params};
+use ringport::sys;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+
+/// `si_code` of a seccomp SIGSYS.
+const SYS_SECCOMP: i32 = 1;
+/// glibc's `PTHREAD_CANCEL_DISABLE`.
+const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
+
+extern "C" {
+    fn pthread_setcancelstate(state: libc::c_int, oldstate: *mut libc::c_int) -> libc::c_int;
+}
+
+/// The SIGSYS part of `siginfo_t` (the kernel's `_sigsys` union member).
+#[repr(C)]
+struct SigsysInfo {
+    signo: i32,
+    errno: i32,
+    code: i32,
+    _pad: i32,
+    call_addr: *mut libc::c_void,
+    syscall: i32,
+    arch: u32,
+}
+
+/// The process the ring table belongs to: set at install and in the `fork`
+/// child hook. A trap in another pid (a `vfork` child, a raw `clone`)
+/// shares our memory or a stale copy of it, and must not touch either.
+pub static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+/// Set in a `fork` child that inherited rings.
+pub static INHERITED_ANY: AtomicBool = AtomicBool::new(false);
+
+/// The SIGSYS action the program had before us, or set after us through
+/// the interposed `sigaction`/`signal`: (handler, sa_flags). Non-ringport
+/// SIGSYS signals go there.
+pub static CHAIN_HANDLER: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+/// `sa_flags` of [`CHAIN_HANDLER`].
+pub static CHAIN_FLAGS: AtomicI32 = AtomicI32::new(0);
+
+fn getpid() -> i32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+fn neg_errno() -> i64 {
+    // SAFETY: __errno_location returns the calling thread's errno.
+    -(unsafe { *libc::__errno_location() } as i64)
+}
+
+/// `close` that the filter lets through (see [`filter::BYPASS`]).
+pub(crate) fn bypass_close(fd: i32) -> i64 {
+    let arg = ((filter::BYPASS as u64) << 32) | fd as u32 as u64;
+    // SAFETY: close on an fd number; the marker bits are ignored by the kernel.
+    let r = unsafe { libc::syscall(libc::SYS_close, arg as libc::c_long) };
+    if r < 0 {
+        neg_errno()
+    } else {
+        r as i64
+    }
+}
+
+/// `close_range` that the filter lets through.
+fn bypass_close_range(first: u32, last: u32, flags: u32) -> i64 {
+    let arg = ((filter::BYPASS as u64) << 32) | first as u64;
+    // SAFETY: plain close_range; the marker bits are ignored by the kernel.
+    let r = unsafe {
+        libc::syscall(libc::SYS_close_range, arg as libc::c_long, last as libc::c_long, flags as libc::c_long)
+    };
+    if r < 0 {
+        neg_errno()
+    } else {
+        r as i64
+    }
+}
+
+/// The signal handler installed for SIGSYS.
+///
+/// # Safety
+/// Only the kernel calls this, as a SA_SIGINFO handler.
+pub unsafe extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: for SIGSYS the kernel fills the _sigsys member, laid out as SigsysInfo.
+    let si = unsafe { &*(info as *const SigsysInfo) };
+    if si.code != SYS_SECCOMP || si.errno != filter::TRAP_DATA as i32 || si.arch != arch::AUDIT_ARCH {
+        // SAFETY: forwarding the kernel's own arguments.
+        unsafe { chain(sig, info, uc) };
+        return;
+    }
+    let uc = uc as *mut libc::ucontext_t;
+    // SAFETY: errno location is thread-local and always valid.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    let mut cancel = 0;
+    // SAFETY: only flips the calling thread's cancelability (a TLS flag), so
+    // a pthread_cancel cannot unwind through the engine while it holds a lock.
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel) };
+    // SAFETY: uc is the kernel-provided ucontext of this SIGSYS.
+    let a = unsafe { arch::args(uc) };
+    let ret = match si.syscall as u32 {
+        arch::NR_IO_URING_SETUP => setup(a[0] as u32, a[1] as usize as *mut io_uring_params),
+        // SAFETY: as above.
+        arch::NR_IO_URING_ENTER => enter(a, unsafe { arch::saved_sigmask(uc) }),
+        arch::NR_IO_URING_REGISTER => register(a),
+        arch::NR_CLOSE => close(a[0] as u32 as i32),
+        arch::NR_CLOSE_RANGE => close_range(a[0] as u32, a[1] as u32, a[2] as u32),
+        _ => -(libc::ENOSYS as i64),
+    };
+    // SAFETY: as above; the handler has not returned.
+    unsafe { arch::set_result(uc, ret) };
+    // SAFETY: restoring the state saved above.
+    unsafe {
+        pthread_setcancelstate(cancel, core::ptr::null_mut());
+        *libc::__errno_location() = saved_errno;
+    }
+}
+
+/// Hands a SIGSYS that is not ours to the program's handler, or applies
+/// the default action (terminate with a core dump) as the kernel would.
+unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let h = CHAIN_HANDLER.load(Ordering::Acquire);
+    let flags = CHAIN_FLAGS.load(Ordering::Acquire);
+    if h == libc::SIG_IGN {
+        return;
+    }
+    if h == libc::SIG_DFL {
+        // SAFETY: resetting SIGSYS to its default and re-raising it: the
+        // process ends as it would have without us.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            crate::interpose::real_sigaction(libc::SIGSYS, &sa, core::ptr::null_mut());
+            libc::raise(libc::SIGSYS);
+        }
+        return;
+    }
+    if flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the program registered this as a SA_SIGINFO handler.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { core::mem::transmute(h) };
+        f(sig, info, uc);
+    } else {
+        // SAFETY: the program registered this as a plain handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { core::mem::transmute(h) };
+        f(sig);
+    }
+}
+
+/// `io_uring_setup`: create the ring, then move its fd into the reserved
+/// range so that the program's `close` of it traps.
+fn setup(entries: u32, params: *mut io_uring_params) -> i64 {
+    let me = getpid();
+    if me != OWNER_PID.load(Ordering::Relaxed) {
+        // A vfork child or raw clone: our memory may be the parent's.
+        return -(libc::EPERM as i64);
+    }
+    fdtab::collect_orphans(|low| {
+        sys::io_uring_close(low);
+    });
+    // SAFETY: sys fault-checks the params pointer.
+    let fd = unsafe { sys::io_uring_setup(entries, params) };
+    if fd < 0 {
+        return fd as i64;
+    }
+    let (base, end) = fdtab::range();
+    if base >= end {
+        return fd as i64;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC creates a new fd (ring fds are close-on-exec).
+    let h = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base) };
+    let slot = (h >= 0).then(|| fdtab::slot(h)).flatten();
+    let id = fdtab::ident(fd);
+    let claimed = slot.zip(id).and_then(|(s, id)| s.claim_any().map(|stale| (s, id, stale)));
+    let Some((slot, id, stale)) = claimed else {
+        // The range is full (or, impossibly, the number is being closed by
+        // another thread): hand out the engine's fd itself. The ring works;
+        // only a raw close of it is not seen (see docs/INTERCEPTION.md).
+        if h >= 0 {
+            bypass_close(h);
+        }
+        return fd as i64;
+    };
+    if stale {
+        forget_stale(slot);
+    }
+    slot.publish(fd, me, id);
+    h as i64
+}
+
+/// A slot still described a ring although the kernel handed out its number
+/// again: the program closed it in a way we did not see (`dup2` over it,
+/// `close_range` with `CLOSE_RANGE_UNSHARE`). Free that ring now.
+fn forget_stale(slot: &fdtab::Slot) {
+    let low = slot.low.load(Ordering::Relaxed);
+    if fdtab::ident(low) == Some(slot.ident()) {
+        if slot.inherited.load(Ordering::Relaxed) {
+            bypass_close(low);
+        } else {
+            sys::io_uring_close(low);
+        }
+    }
+}
+
+/// Decides whether this process may use ring `fd`: `Err(-EEXIST)` for a
+/// ring inherited over `fork` (the parent's engine serves it; ours holds a
+/// stale copy), as the kernel answers for a SINGLE_ISSUER ring used by
+/// another task. Hot path: no system call unless this process is a fork
+/// child that inherited rings. A `vfork` child shares our memory, so it is
+/// served as the parent would be (as the kernel does).
+fn check_owner(fd: i32) -> Result<(), i64> {
+    if INHERITED_ANY.load(Ordering::Relaxed) && fdtab::is_inherited(fd) {
+        return Err(-(libc::EEXIST as i64));
+    }
+    Ok(())
+}
+
+/// Set once `process_vm_readv` was refused (seccomp, as in Docker without
+/// CAP_SYS_PTRACE): later reads go straight to the pipe.
+static VM_READV_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Reads `T` from program memory without faulting: `process_vm_readv` on
+/// ourselves, or a pipe where that call is refused (Docker without
+/// CAP_SYS_PTRACE). None if the memory is not readable.
+fn read_user<T: Copy>(addr: u64) -> Option<T> {
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    let len = core::mem::size_of::<T>();
+    if addr == 0 {
+        return None;
+    }
+    if !VM_READV_REFUSED.load(Ordering::Relaxed) {
+        let l = libc::iovec { iov_base: v.as_mut_ptr().cast(), iov_len: len };
+        let r = libc::iovec { iov_base: addr as usize as *mut libc::c_void, iov_len: len };
+        // SAFETY: the local iovec covers v; the kernel checks the remote one.
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &l, 1, &r, 1, 0) };
+        if n == len as isize {
+            // SAFETY: fully written by the kernel; T is plain data.
+            return Some(unsafe { v.assume_init() });
+        }
+        // SAFETY: errno of the call above.
+        match unsafe { *libc::__errno_location() } {
+            libc::EFAULT if n < 0 => return None,
+            libc::EPERM | libc::ENOSYS if n < 0 => VM_READV_REFUSED.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+    let mut p = [0i32; 2];
+    // SAFETY: p is a valid 2-int array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    // SAFETY: write faults with EFAULT on a bad source; read fills v.
+    let ok = unsafe {
+        libc::write(p[1], addr as usize as *const libc::c_void, len) == len as isize
+            && libc::read(p[0], v.as_mut_ptr().cast(), len) == len as isize
+    };
+    bypass_close(p[0]);
+    bypass_close(p[1]);
+    // SAFETY: fully written by read when ok; T is plain data.
+    ok.then(|| unsafe { v.assume_init() })
+}
+
+/// `io_uring_enter`. A wait (`GETEVENTS`) without a signal mask of the
+/// program's own is given the program's current mask (saved in the
+/// ucontext), so the engine sleeps in `ppoll` with it: the program's
+/// signals interrupt the wait with EINTR, atomically, as on the kernel,
+/// while the rest of the call runs with signals blocked.
+fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
+    let (fd, to_submit, min, flags) = (a[0] as i32, a[1] as u32, a[2] as u32, a[3] as u32);
+    let (arg, argsz) = (a[4] as usize as *const libc::c_void, a[5] as usize);
+    if flags & abi::IORING_ENTER_REGISTERED_RING == 0 {
+        if let Err(e) = check_owner(fd) {
+            return e;
+        }
+    }
+    // SIGSYS is never blocked while waiting: a handler that runs during the
+    // wait may make io_uring calls itself.
+    let mask: u64 = saved_mask & !(1u64 << (libc::SIGSYS - 1));
+    let call = |arg: *const libc::c_void, argsz: usize| -> i64 {
+        // SAFETY: sys fault-checks every pointer it is given.
+        unsafe { sys::io_uring_enter(fd, to_submit, min, flags, arg, argsz) as i64 }
+    };
+    if flags & abi::IORING_ENTER_GETEVENTS == 0 {
+        return call(arg, argsz);
+    }
+    if flags & abi::IORING_ENTER_EXT_ARG == 0 {
+        if arg.is_null() {
+            return call((&mask as *const u64).cast(), 8);
+        }
+        return call(arg, argsz);
+    }
+    if flags & abi::IORING_ENTER_EXT_ARG_REG != 0 || argsz != core::mem::size_of::<io_uring_getevents_arg>() {
+        return call(arg, argsz);
+    }
+    match read_user::<io_uring_getevents_arg>(arg as u64) {
+        Some(mut ga) if ga.sigmask == 0 => {
+            ga.sigmask = &mask as *const u64 as u64;
+            ga.sigmask_sz = 8;
+            call((&ga as *const io_uring_getevents_arg).cast(), argsz)
+        }
+        // The program's own mask, or an unreadable block (the engine
+        // reports EFAULT without waiting).
+        _ => call(arg, argsz),
+    }
+}
+
+/// `io_uring_register`.
+fn register(a: [u64; 6]) -> i64 {
+    let (fd, opcode) = (a[0] as i32, a[1] as u32);
+    if opcode & abi::reg::USE_REGISTERED_RING == 0 {
+        if let Err(e) = check_owner(fd) {
+            return e;
+        }
+    }
+    // SAFETY: sys fault-checks the argument pointer.
+    unsafe { sys::io_uring_register(fd, opcode, a[2] as usize as *mut libc::c_void, a[3] as u32) as i64 }
+}
+
+/// `close(fd)` for an fd in the reserved range.
+fn close(fd: i32) -> i64 {
+    let Some(slot) = fdtab::slot(fd) else { return bypass_close(fd) };
+    if getpid() != OWNER_PID.load(Ordering::Relaxed) {
+        // vfork child: the table is the parent's; close only our fd.
+        return bypass_close(fd);
+    }
+    if !slot.claim_live() {
+        // Not a ring, or the engine's own close of it (nested trap).
+        return bypass_close(fd);
+    }
+    let r = close_ring(fd, slot);
+    slot.release();
+    fdtab::collect_orphans(|low| {
+        sys::io_uring_close(low);
+    });
+    r
+}
+
+/// Closes ring `fd` whose slot the caller claimed: the engine forgets the
+/// ring (unless it is a parent's, inherited over fork, whose engine state
+/// here is only a stale copy), and its engine fd is closed.
+fn close_ring(fd: i32, slot: &fdtab::Slot) -> i64 {
+    let id = slot.ident();
+    let low = slot.low.load(Ordering::Relaxed);
+    let low_is_ring = fdtab::ident(low) == Some(id);
+    if slot.inherited.load(Ordering::Relaxed) {
+        let r = bypass_close(fd);
+        if low_is_ring {
+            bypass_close(low);
+        }
+        return r;
+    }
+    if fdtab::ident(fd) == Some(id) {
+        if low_is_ring && fdtab::other_fd_refers(id, [fd, low]) && fdtab::add_orphan(low, id) {
+            // A dup of the ring is still open: the ring lives on, as on
+            // the kernel, until no fd refers to it (collected later).
+            return bypass_close(fd);
+        }
+        // The engine closes `fd` itself; that close traps again and finds
+        // the slot claimed, so it goes straight to the kernel.
+        let r = sys::io_uring_close(fd) as i64;
+        if low_is_ring {
+            bypass_close(low);
+        }
+        r
+    } else {
+        // `fd` was replaced behind our back (dup2): the ring is only
+        // reachable through its engine fd now.
+        if low_is_ring {
+            sys::io_uring_close(low);
+        }
+        bypass_close(fd)
+    }
+}
+
+/// `close_range(first, last, flags)` meeting the reserved range.
+fn close_range(first: u32, last: u32, flags: u32) -> i64 {
+    let unshare_or_cloexec = flags & (libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0;
+    if !unshare_or_cloexec && getpid() == OWNER_PID.load(Ordering::Relaxed) {
+        for (fd, slot) in fdtab::slots() {
+            if (fd as u32) < first || fd as u32 > last || !slot.claim_live() {
+                continue;
+            }
+            close_ring(fd, slot);
+            slot.release();
+        }
+    }
+    bypass_close_range(first, last, flags)
+}

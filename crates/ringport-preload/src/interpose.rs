@@ -1,0 +1,206 @@
+//! libc functions the library interposes (by symbol, through `LD_PRELOAD`,
+//! or at static link time for a Rust program that links this crate), to
+//! keep SIGSYS deliverable and the handler in place.
+//!
+//! A seccomp trap raised while SIGSYS is blocked, or while its action is
+//! the default, kills the process (the kernel forces the default action).
+//! So once interception is active:
+//! - `pthread_sigmask`/`sigprocmask` never block SIGSYS (it is removed from
+//!   the set; a thread that blocks "all signals" then makes io_uring calls
+//!   keeps working), and `sigaction` removes it from every handler's
+//!   `sa_mask`;
+//! - `sigaction`/`signal` for SIGSYS do not replace our handler: the
+//!   program's action is recorded and receives every SIGSYS that is not one
+//!   of our traps.
+//!
+//! Before [`ACTIVE`] is set (and in a program that never installs), every
+//! function passes straight through to libc.
+//!
+//! Calls glibc makes internally (not through the PLT), and raw
+//! `rt_sigprocmask` system calls, are not seen; see `docs/INTERCEPTION.md`.
+
+use crate::handler::{CHAIN_FLAGS, CHAIN_HANDLER};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Set once interception is installed.
+pub static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+type SigactionFn = unsafe extern "C" fn(libc::c_int, *const libc::sigaction, *mut libc::sigaction) -> libc::c_int;
+type SigmaskFn = unsafe extern "C" fn(libc::c_int, *const libc::sigset_t, *mut libc::sigset_t) -> libc::c_int;
+type SignalFn = unsafe extern "C" fn(libc::c_int, libc::sighandler_t) -> libc::sighandler_t;
+
+/// The next definition of `name` after ours (libc's), cached in `cache`.
+fn next(cache: &AtomicUsize, name: &core::ffi::CStr) -> usize {
+    let p = cache.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: dlsym with RTLD_NEXT and a valid C string.
+    let mut p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+    if p == 0 {
+        // libc comes before us in the lookup order (it is itself listed in
+        // LD_PRELOAD ahead of us): ask libc directly.
+        // SAFETY: RTLD_NOLOAD only returns a handle to an already loaded
+        // object; dlsym on it with a valid C string.
+        unsafe {
+            let h = libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+            if !h.is_null() {
+                p = libc::dlsym(h, name.as_ptr()) as usize;
+            }
+        }
+    }
+    cache.store(p, Ordering::Relaxed);
+    p
+}
+
+static NEXT_SIGACTION: AtomicUsize = AtomicUsize::new(0);
+static NEXT_PTHREAD_SIGMASK: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SIGPROCMASK: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Resolves libc's definitions now (`dlsym` may allocate, so this is done
+/// at install, not first in some `vfork` child or signal handler).
+pub fn resolve_all() {
+    next(&NEXT_SIGACTION, c"sigaction");
+    next(&NEXT_PTHREAD_SIGMASK, c"pthread_sigmask");
+    next(&NEXT_SIGPROCMASK, c"sigprocmask");
+    next(&NEXT_SIGNAL, c"signal");
+}
+
+/// libc's `sigaction`, bypassing our interposer.
+///
+/// # Safety
+/// As `sigaction(2)`.
+pub unsafe fn real_sigaction(sig: libc::c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> libc::c_int {
+    let p = next(&NEXT_SIGACTION, c"sigaction");
+    if p == 0 {
+        // SAFETY: __errno_location is always valid.
+        unsafe { *libc::__errno_location() = libc::ENOSYS };
+        return -1;
+    }
+    // SAFETY: p is libc's sigaction, which has this signature.
+    let f: SigactionFn = unsafe { core::mem::transmute(p) };
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(sig, act, old) }
+}
+
+/// A copy of `set` without SIGSYS, if it contains it and we are active.
+///
+/// # Safety
+/// `set` is null or points to a sigset_t.
+unsafe fn without_sigsys(set: *const libc::sigset_t) -> Option<libc::sigset_t> {
+    // SAFETY: per the contract.
+    if !ACTIVE.load(Ordering::Relaxed) || set.is_null() || unsafe { libc::sigismember(set, libc::SIGSYS) } != 1 {
+        return None;
+    }
+    // SAFETY: set points to a sigset_t (contract); sigdelset on our copy.
+    unsafe {
+        let mut copy = *set;
+        libc::sigdelset(&mut copy, libc::SIGSYS);
+        Some(copy)
+    }
+}
+
+unsafe fn mask_call(cache: &AtomicUsize, name: &core::ffi::CStr, how: libc::c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t, posix_ret: bool) -> libc::c_int {
+    // SAFETY: set comes from the program's call.
+    let stripped = if how == libc::SIG_UNBLOCK { None } else { unsafe { without_sigsys(set) } };
+    let set = stripped.as_ref().map_or(set, |s| s as *const libc::sigset_t);
+    let p = next(cache, name);
+    if p != 0 {
+        // SAFETY: p is libc's function of this signature.
+        let f: SigmaskFn = unsafe { core::mem::transmute(p) };
+        // SAFETY: forwarding the (possibly stripped) arguments.
+        return unsafe { f(how, set, old) };
+    }
+    // SAFETY: the raw system call with the kernel's 8-byte mask size.
+    let r = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, how, set, old, 8) };
+    match (r, posix_ret) {
+        (0, _) => 0,
+        // SAFETY: errno of the failed call.
+        (_, true) => unsafe { *libc::__errno_location() },
+        (_, false) => -1,
+    }
+}
+
+/// Interposed `pthread_sigmask(3)`: never blocks SIGSYS while active.
+///
+/// # Safety
+/// As `pthread_sigmask(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_sigmask(how: libc::c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> libc::c_int {
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { mask_call(&NEXT_PTHREAD_SIGMASK, c"pthread_sigmask", how, set, old, true) }
+}
+
+/// Interposed `sigprocmask(2)`: never blocks SIGSYS while active.
+///
+/// # Safety
+/// As `sigprocmask(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sigprocmask(how: libc::c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> libc::c_int {
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { mask_call(&NEXT_SIGPROCMASK, c"sigprocmask", how, set, old, false) }
+}
+
+/// Interposed `sigaction(2)`: while active, a SIGSYS action is recorded as
+/// the one non-ringport SIGSYS signals go to, and SIGSYS is removed from
+/// other handlers' `sa_mask`.
+///
+/// # Safety
+/// As `sigaction(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(sig: libc::c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> libc::c_int {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        // SAFETY: forwarding.
+        return unsafe { real_sigaction(sig, act, old) };
+    }
+    if sig == libc::SIGSYS {
+        if !old.is_null() {
+            // SAFETY: old points to a sigaction (caller's contract).
+            unsafe {
+                let mut o: libc::sigaction = core::mem::zeroed();
+                o.sa_sigaction = CHAIN_HANDLER.load(Ordering::Acquire);
+                o.sa_flags = CHAIN_FLAGS.load(Ordering::Acquire);
+                *old = o;
+            }
+        }
+        if !act.is_null() {
+            // SAFETY: act points to a sigaction (caller's contract).
+            let (h, f) = unsafe { ((*act).sa_sigaction, (*act).sa_flags) };
+            CHAIN_FLAGS.store(f, Ordering::Release);
+            CHAIN_HANDLER.store(h, Ordering::Release);
+        }
+        return 0;
+    }
+    if !act.is_null() {
+        // SAFETY: act points to a sigaction (caller's contract).
+        let mut a = unsafe { *act };
+        // SAFETY: sigdelset on our copy.
+        unsafe { libc::sigdelset(&mut a.sa_mask, libc::SIGSYS) };
+        // SAFETY: forwarding with our copy.
+        return unsafe { real_sigaction(sig, &a, old) };
+    }
+    // SAFETY: forwarding.
+    unsafe { real_sigaction(sig, act, old) }
+}
+
+/// Interposed `signal(2)`: as [`sigaction`] for SIGSYS.
+///
+/// # Safety
+/// As `signal(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: libc::c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if ACTIVE.load(Ordering::Relaxed) && sig == libc::SIGSYS {
+        let old = CHAIN_HANDLER.swap(handler, Ordering::AcqRel);
+        CHAIN_FLAGS.store(0, Ordering::Release);
+        return old;
+    }
+    let p = next(&NEXT_SIGNAL, c"signal");
+    if p == 0 {
+        return libc::SIG_ERR;
+    }
+    // SAFETY: p is libc's signal.
+    let f: SignalFn = unsafe { core::mem::transmute(p) };
+    // SAFETY: forwarding.
+    unsafe { f(sig, handler) }
+}

@@ -1,0 +1,543 @@
+/* lifecycle MODE: the lifecycle edges of io_uring under ringport.
+ * Exits 0 when the behaviour is the documented one (docs/INTERCEPTION.md),
+ * 1 with a message otherwise. Every mode arms alarm() so it cannot hang.
+ *
+ *   close        rings closed with the raw close syscall are freed
+ *   close-range  rings closed with close_range are freed
+ *   dup          a dup of the ring fd works; closing the dup keeps the ring;
+ *                closing the original keeps it too while the dup is open
+ *   fork         the child cannot use the parent's rings (EEXIST), can
+ *                close them, and can make and use its own; the parent's
+ *                ring is unaffected
+ *   fork-punt    as fork, after the parent used the worker pool, and the
+ *                child's own ring punts to workers too
+ *   exec-keep    re-execs itself with LD_PRELOAD kept: the new image works
+ *   exec-drop    re-execs itself without LD_PRELOAD: the new image is killed
+ *                by SIGSYS at its first io_uring call (exit 0 when so)
+ *   eintr        a signal during a blocking wait gives -EINTR (SA_RESTART
+ *                or not), and the wait works again afterwards
+ *   sigmask      a thread that blocks every signal (SIGSYS included, as
+ *                far as it can tell) still makes io_uring calls
+ *   storm        threads submitting reads and waiting while signals hit
+ *                them at a high rate: every CQE right, no hang
+ *   shared       one ring, several threads submitting (under the program's
+ *                lock, as the SQ requires) and several waiting in
+ *                io_uring_enter at once: every CQE arrives exactly once
+ *   child-*      internal: the re-exec'd images
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FAIL(...) do { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+static const char *self_path;
+
+static int count_ring_mappings(void)
+{
+	/* The engine maps each live ring's memfd; liburing's own maps are
+	 * gone after io_uring_queue_exit. */
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int n = 0;
+	if (!f)
+		FAIL("open maps");
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "memfd:[io_uring]"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static int count_ring_fds(void)
+{
+	char path[64], target[256];
+	int n = 0;
+	for (int fd = 0; fd < 65536; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(path, target, sizeof(target) - 1);
+		if (l < 0)
+			continue;
+		target[l] = 0;
+		if (strstr(target, "[io_uring]"))
+			n++;
+	}
+	return n;
+}
+
+static void nop_roundtrip(struct io_uring *ring, const char *what)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	io_uring_prep_nop(sqe);
+	sqe->user_data = 0x1234;
+	int r = io_uring_submit_and_wait(ring, 1);
+	if (r != 1)
+		FAIL("%s: submit_and_wait %d", what, r);
+	r = io_uring_peek_cqe(ring, &cqe);
+	if (r || cqe->user_data != 0x1234 || cqe->res != 0)
+		FAIL("%s: bad cqe", what);
+	io_uring_cqe_seen(ring, cqe);
+}
+
+static void fsync_roundtrip(struct io_uring *ring, const char *what)
+{
+	char path[] = "/tmp/ringport-lc-XXXXXX";
+	int fd = mkstemp(path);
+	struct io_uring_cqe *cqe;
+	if (fd < 0)
+		FAIL("mkstemp");
+	unlink(path);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	io_uring_prep_fsync(sqe, fd, 0);
+	int r = io_uring_submit_and_wait(ring, 1);
+	if (r != 1)
+		FAIL("%s: submit_and_wait %d", what, r);
+	if (io_uring_peek_cqe(ring, &cqe) || cqe->res != 0)
+		FAIL("%s: fsync cqe", what);
+	io_uring_cqe_seen(ring, cqe);
+	close(fd);
+}
+
+static int mode_close(int use_range)
+{
+	int base_maps = count_ring_mappings(), base_fds = count_ring_fds();
+	for (int i = 0; i < 300; i++) {
+		struct io_uring ring;
+		int r = io_uring_queue_init(4, &ring, 0);
+		if (r)
+			FAIL("queue_init %d: %s", i, strerror(-r));
+		nop_roundtrip(&ring, "close");
+		int fd = ring.ring_fd;
+		/* Unmap liburing's views, then close the fd our way. */
+		ring.ring_fd = open("/dev/null", O_RDONLY);
+		io_uring_queue_exit(&ring);
+		r = use_range ? (int)syscall(SYS_close_range, fd, fd, 0) : (int)syscall(SYS_close, fd);
+		if (r)
+			FAIL("close %d: %s", fd, strerror(errno));
+		if (fcntl(fd, F_GETFD) != -1)
+			FAIL("fd %d still open", fd);
+	}
+	int maps = count_ring_mappings(), fds = count_ring_fds();
+	if (maps != base_maps || fds != base_fds)
+		FAIL("rings not freed: %d mappings (was %d), %d ring fds (was %d)", maps, base_maps, fds, base_fds);
+	return 0;
+}
+
+static int mode_dup(void)
+{
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	int d = dup(ring.ring_fd);
+	if (d < 0)
+		FAIL("dup");
+	/* Submitting through the dup reaches the same ring. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_nop(sqe);
+	io_uring_smp_store_release(ring.sq.ktail, *ring.sq.ktail + 1);
+	ring.sq.sqe_head = ring.sq.sqe_tail;
+	r = (int)syscall(__NR_io_uring_enter, d, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+	if (r != 1)
+		FAIL("enter on dup: %d %s", r, strerror(errno));
+	struct io_uring_cqe *cqe;
+	if (io_uring_peek_cqe(&ring, &cqe))
+		FAIL("no cqe through dup");
+	io_uring_cqe_seen(&ring, cqe);
+	close(d);
+	nop_roundtrip(&ring, "after closing the dup");
+
+	/* The other way round: close the original, keep the dup. As on the
+	 * kernel, the ring lives while any fd refers to it. */
+	int base_maps = count_ring_mappings();
+	d = dup(ring.ring_fd);
+	if (syscall(SYS_close, ring.ring_fd))
+		FAIL("close original");
+	ring.ring_fd = ring.enter_ring_fd = d;
+	nop_roundtrip(&ring, "through the dup after closing the original");
+	io_uring_queue_exit(&ring); /* closes the dup: the last fd */
+	/* The orphaned ring is freed at the next ring operation that looks. */
+	struct io_uring other;
+	if (io_uring_queue_init(4, &other, 0))
+		FAIL("second ring");
+	io_uring_queue_exit(&other);
+	if (count_ring_mappings() >= base_maps || count_ring_fds() != 0)
+		FAIL("orphaned ring not freed: %d mappings (had %d with it), %d ring fds",
+		     count_ring_mappings(), base_maps, count_ring_fds());
+	return 0;
+}
+
+static int mode_fork(int punt)
+{
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	nop_roundtrip(&ring, "parent before fork");
+	if (punt)
+		fsync_roundtrip(&ring, "parent fsync before fork");
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork");
+	if (pid == 0) {
+		alarm(10);
+		/* The parent's ring: refused, as for a SINGLE_ISSUER ring. */
+		r = (int)syscall(__NR_io_uring_enter, ring.ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+		if (r != -1 || errno != EEXIST)
+			FAIL("child: enter on parent's ring gave %d (%s), want EEXIST", r, strerror(errno));
+		r = (int)syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_PROBE, NULL, 0);
+		if (r != -1 || errno != EEXIST)
+			FAIL("child: register on parent's ring gave %d (%s), want EEXIST", r, strerror(errno));
+		struct io_uring mine;
+		r = io_uring_queue_init(4, &mine, 0);
+		if (r)
+			FAIL("child: queue_init: %s", strerror(-r));
+		nop_roundtrip(&mine, "child's own ring");
+		if (punt)
+			fsync_roundtrip(&mine, "child fsync");
+		io_uring_queue_exit(&mine);
+		io_uring_queue_exit(&ring); /* closes the inherited fd */
+		_exit(0);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		FAIL("waitpid");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAIL("child failed (status %#x%s)", st, WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "");
+	nop_roundtrip(&ring, "parent after child");
+	if (punt)
+		fsync_roundtrip(&ring, "parent fsync after child");
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static int mode_exec(int keep)
+{
+	char *argv[] = {(char *)self_path, "child-exec", NULL};
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (!keep)
+			unsetenv("LD_PRELOAD");
+		execv(self_path, argv);
+		_exit(127);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		FAIL("waitpid");
+	if (keep) {
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			FAIL("exec'd image with the library failed: status %#x", st);
+	} else if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS) {
+		FAIL("exec'd image without the library: status %#x, expected death by SIGSYS", st);
+	}
+	return 0;
+}
+
+static int child_exec(void)
+{
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("exec'd: queue_init: %s", strerror(-r));
+	nop_roundtrip(&ring, "exec'd");
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static volatile sig_atomic_t got_sig;
+static void on_sig(int s) { (void)s; got_sig++; }
+
+static void wait_interrupted(struct io_uring *ring, int restart)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sig;
+	sa.sa_flags = restart ? SA_RESTART : 0;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = {{0, 0}, {0, 100000}};
+	got_sig = 0;
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct io_uring_cqe *cqe;
+	int r = io_uring_wait_cqe(ring, &cqe); /* nothing in flight: sleeps */
+	if (r != -EINTR || got_sig != 1)
+		FAIL("wait with SA_RESTART=%d: got %d (sig %d), want -EINTR", restart, r, (int)got_sig);
+}
+
+static int mode_eintr(void)
+{
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	wait_interrupted(&ring, 0);
+	wait_interrupted(&ring, 1);
+	/* A timed wait (EXT_ARG) is interrupted the same way. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sig;
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = {{0, 0}, {0, 100000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct __kernel_timespec ts = {5, 0};
+	struct io_uring_cqe *cqe;
+	r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+	if (r != -EINTR)
+		FAIL("timed wait: got %d, want -EINTR", r);
+	/* And a blocked signal does not interrupt: the timeout fires. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct __kernel_timespec short_ts = {0, 300000000};
+	r = io_uring_wait_cqe_timeout(&ring, &cqe, &short_ts);
+	if (r != -ETIME)
+		FAIL("wait with SIGALRM blocked: got %d, want -ETIME", r);
+	sigprocmask(SIG_UNBLOCK, &set, NULL); /* delivers the pending one */
+	nop_roundtrip(&ring, "after EINTR");
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static void *blocked_thread(void *arg)
+{
+	(void)arg;
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("blocked thread: queue_init: %s", strerror(-r));
+	nop_roundtrip(&ring, "blocked thread");
+	io_uring_queue_exit(&ring);
+	return NULL;
+}
+
+static int mode_sigmask(void)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_t t;
+	pthread_create(&t, NULL, blocked_thread, NULL);
+	pthread_join(t, NULL);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	blocked_thread(NULL);
+	return 0;
+}
+
+#define STORM_THREADS 8
+static atomic_int storm_stop;
+static atomic_long storm_sigs, storm_ios;
+static pthread_t storm_tids[STORM_THREADS];
+static void storm_sig(int s) { (void)s; atomic_fetch_add(&storm_sigs, 1); }
+
+static void *storm_worker(void *arg)
+{
+	long id = (long)arg;
+	struct io_uring ring;
+	char path[] = "/tmp/ringport-storm-XXXXXX";
+	char wbuf[8][512], rbuf[8][512];
+	int r = io_uring_queue_init(16, &ring, 0);
+	if (r)
+		FAIL("storm %ld: queue_init: %s", id, strerror(-r));
+	int fd = mkstemp(path);
+	unlink(path);
+	for (int i = 0; i < 8; i++) {
+		memset(wbuf[i], (int)(id * 8 + i), 512);
+		if (pwrite(fd, wbuf[i], 512, i * 512) != 512)
+			FAIL("pwrite");
+	}
+	while (!atomic_load(&storm_stop)) {
+		for (int i = 0; i < 8; i++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			if (i % 3 == 2)
+				io_uring_prep_nop(sqe);
+			else
+				io_uring_prep_read(sqe, fd, rbuf[i], 512, i * 512);
+			sqe->user_data = i;
+		}
+		int done = 0;
+		int sub = io_uring_submit(&ring);
+		if (sub != 8)
+			FAIL("storm %ld: submit %d", id, sub);
+		while (done < 8) {
+			struct io_uring_cqe *cqe;
+			r = io_uring_wait_cqe(&ring, &cqe);
+			if (r == -EINTR)
+				continue;
+			if (r)
+				FAIL("storm %ld: wait %d", id, r);
+			int i = (int)cqe->user_data;
+			int want = i % 3 == 2 ? 0 : 512;
+			if (i < 0 || i > 7 || cqe->res != want)
+				FAIL("storm %ld: cqe %d res %d", id, i, cqe->res);
+			if (want && memcmp(rbuf[i], wbuf[i], 512))
+				FAIL("storm %ld: data %d", id, i);
+			io_uring_cqe_seen(&ring, cqe);
+			done++;
+		}
+		atomic_fetch_add(&storm_ios, 8);
+	}
+	io_uring_queue_exit(&ring);
+	close(fd);
+	return NULL;
+}
+
+static int mode_storm(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = storm_sig;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	for (long i = 0; i < STORM_THREADS; i++)
+		pthread_create(&storm_tids[i], NULL, storm_worker, (void *)i);
+	struct itimerval it = {{0, 200}, {0, 200}};
+	setitimer(ITIMER_REAL, &it, NULL);
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (long n = 0;; n++) {
+		pthread_kill(storm_tids[n % STORM_THREADS], SIGUSR1);
+		usleep(50);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= 3)
+			break;
+	}
+	struct itimerval off = {{0, 0}, {0, 0}};
+	setitimer(ITIMER_REAL, &off, NULL);
+	atomic_store(&storm_stop, 1);
+	for (int i = 0; i < STORM_THREADS; i++)
+		pthread_join(storm_tids[i], NULL);
+	printf("storm: %ld ios, %ld signals\n", atomic_load(&storm_ios), atomic_load(&storm_sigs));
+	if (atomic_load(&storm_ios) == 0 || atomic_load(&storm_sigs) < 1000)
+		FAIL("storm too small");
+	return 0;
+}
+
+#define SHARED_SUBMITTERS 4
+#define SHARED_WAITERS 3
+#define SHARED_PER_THREAD 20000
+static struct io_uring shared_ring;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_long shared_reaped;
+static unsigned char shared_seen[SHARED_SUBMITTERS * SHARED_PER_THREAD];
+
+static void *shared_submitter(void *arg)
+{
+	long id = (long)arg;
+	for (long i = 0; i < SHARED_PER_THREAD; i++) {
+		for (;;) {
+			pthread_mutex_lock(&shared_lock);
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&shared_ring);
+			if (sqe) {
+				io_uring_prep_nop(sqe);
+				sqe->user_data = id * SHARED_PER_THREAD + i;
+				int r = io_uring_submit(&shared_ring);
+				pthread_mutex_unlock(&shared_lock);
+				if (r != 1)
+					FAIL("shared: submit %d", r);
+				break;
+			}
+			pthread_mutex_unlock(&shared_lock);
+			sched_yield();
+		}
+	}
+	return NULL;
+}
+
+static void *shared_waiter(void *arg)
+{
+	(void)arg;
+	const long total = SHARED_SUBMITTERS * SHARED_PER_THREAD;
+	while (atomic_load(&shared_reaped) < total) {
+		/* Several threads sleep in enter on the same ring at once. */
+		struct __kernel_timespec ts = {0, 20000000};
+		struct io_uring_getevents_arg ga = {.ts = (unsigned long)&ts};
+		int r = (int)syscall(__NR_io_uring_enter, shared_ring.ring_fd, 0, 1,
+				     IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ga, sizeof(ga));
+		if (r < 0 && errno != ETIME && errno != EINTR)
+			FAIL("shared: wait: %s", strerror(errno));
+		pthread_mutex_lock(&shared_lock);
+		struct io_uring_cqe *cqe;
+		while (io_uring_peek_cqe(&shared_ring, &cqe) == 0) {
+			unsigned long long u = cqe->user_data;
+			if (u >= (unsigned long long)total || cqe->res != 0 || shared_seen[u]++)
+				FAIL("shared: bad or duplicate cqe %llu res %d", u, cqe->res);
+			io_uring_cqe_seen(&shared_ring, cqe);
+			atomic_fetch_add(&shared_reaped, 1);
+		}
+		pthread_mutex_unlock(&shared_lock);
+	}
+	return NULL;
+}
+
+static int mode_shared(void)
+{
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = 4096;
+	int r = io_uring_queue_init_params(64, &shared_ring, &p);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	pthread_t s[SHARED_SUBMITTERS], w[SHARED_WAITERS];
+	for (long i = 0; i < SHARED_WAITERS; i++)
+		pthread_create(&w[i], NULL, shared_waiter, NULL);
+	for (long i = 0; i < SHARED_SUBMITTERS; i++)
+		pthread_create(&s[i], NULL, shared_submitter, (void *)i);
+	for (int i = 0; i < SHARED_SUBMITTERS; i++)
+		pthread_join(s[i], NULL);
+	for (int i = 0; i < SHARED_WAITERS; i++)
+		pthread_join(w[i], NULL);
+	io_uring_queue_exit(&shared_ring);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		FAIL("usage: lifecycle MODE");
+	self_path = argv[0];
+	const char *m = argv[1];
+	/* A hang is a failure, never a stuck test run. */
+	if (strcmp(m, "eintr") && strcmp(m, "storm"))
+		alarm(30);
+	else
+		alarm(0);
+	if (!strcmp(m, "close"))
+		return mode_close(0);
+	if (!strcmp(m, "close-range"))
+		return mode_close(1);
+	if (!strcmp(m, "dup"))
+		return mode_dup();
+	if (!strcmp(m, "fork"))
+		return mode_fork(0);
+	if (!strcmp(m, "fork-punt"))
+		return mode_fork(1);
+	if (!strcmp(m, "exec-keep"))
+		return mode_exec(1);
+	if (!strcmp(m, "exec-drop"))
+		return mode_exec(0);
+	if (!strcmp(m, "child-exec"))
+		return child_exec();
+	if (!strcmp(m, "eintr"))
+		return mode_eintr();
+	if (!strcmp(m, "sigmask"))
+		return mode_sigmask();
+	if (!strcmp(m, "storm"))
+		return mode_storm();
+	if (!strcmp(m, "shared"))
+		return mode_shared();
+	FAIL("unknown mode %s", m);
+}
