@@ -36,7 +36,7 @@ fn fork_child_gets_eexist_on_parent_rings_and_can_make_its_own() {
 /// into a fork child whose worker threads do not exist, so the child's
 /// first punted op (here an fsync) waits forever for a worker.
 #[test]
-#[ignore = "engine: worker pool not reset in a fork child (the child's punted ops hang)"]
+
 fn fork_child_punted_ops_after_parent_used_workers() {
     lifecycle("fork-punt", 40);
 }

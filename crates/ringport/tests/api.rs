@@ -369,3 +369,57 @@ fn drain_waits_for_earlier_requests() {
         libc::close(p[1]);
     }
 }
+
+/// A fork child of a process that used every engine service (workers,
+/// timer, reactor) starts them afresh for its own rings.
+#[test]
+fn fork_child_gets_fresh_services() {
+    let (f, path) = temp_file("fork", b"data");
+    let mut ring = Ring::new(8).unwrap();
+    let ts = types::Timespec::new().nsec(1_000_000);
+    run_one(&mut ring, opcode::Fsync::new(types::Fd(f.as_raw_fd())).build());
+    run_one(&mut ring, opcode::Timeout::new(&ts).build());
+    // SAFETY: fork; the child only uses the engine and then _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = (|| {
+            let mut r = Ring::new(8).ok()?;
+            let c = run_one(&mut r, opcode::Fsync::new(types::Fd(f.as_raw_fd())).build());
+            if c.result() != 0 {
+                return Some(2);
+            }
+            let c = run_one(&mut r, opcode::Timeout::new(&ts).build());
+            if c.result() != -libc::ETIME {
+                return Some(3);
+            }
+            let mut p = [0i32; 2];
+            // SAFETY: p is a valid 2-int array.
+            unsafe { libc::pipe(p.as_mut_ptr()) };
+            // SAFETY: a poll points at no memory.
+            unsafe { r.submission().push(&opcode::PollAdd::new(types::Fd(p[0]), libc::POLLIN as u32).build()).unwrap() };
+            r.submit().ok()?;
+            // SAFETY: writing one byte from a static buffer to our pipe.
+            unsafe { libc::write(p[1], b"x".as_ptr().cast(), 1) };
+            r.submitter().submit_with_timeout(1, Duration::from_secs(5)).ok()?;
+            let c = r.completion().next()?;
+            Some(if c.result() & libc::POLLIN as i32 != 0 { 0 } else { 4 })
+        })()
+        .unwrap_or(1);
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fork child hung");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
+    std::fs::remove_file(path).unwrap();
+}

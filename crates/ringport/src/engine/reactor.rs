@@ -10,32 +10,52 @@
 
 use super::Ctx;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 /// What a ready registration calls: the ring, the key, and the events.
 pub(crate) type Ready = fn(&Arc<Ctx>, u64, u32);
 
-struct Reactor {
+/// The reactor: an epoll instance and the owners of its registrations.
+pub(crate) struct Reactor {
     epfd: i32,
     owners: Mutex<HashMap<u64, (Weak<Ctx>, Ready)>>,
+    started: AtomicBool,
 }
 
-static REACTOR: OnceLock<Option<Reactor>> = OnceLock::new();
+/// The process's reactor (started afresh in a fork child).
+pub(crate) static REACTOR: super::global::Global<Reactor> = super::global::Global::new(|| Reactor {
+    // SAFETY: plain syscall; a failure leaves epfd < 0, checked on use.
+    epfd: unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) },
+    owners: Mutex::new(HashMap::new()),
+    started: AtomicBool::new(false),
+});
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 fn reactor() -> Option<&'static Reactor> {
-    REACTOR
-        .get_or_init(|| {
-            // SAFETY: plain syscall; the result is checked.
-            let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            if epfd < 0 {
-                return None;
-            }
-            std::thread::Builder::new().name("ringport-poll".into()).spawn(run).ok()?;
-            Some(Reactor { epfd, owners: Mutex::new(HashMap::new()) })
-        })
-        .as_ref()
+    let r = REACTOR.get();
+    if r.epfd < 0 {
+        return None;
+    }
+    if !r.started.swap(true, Ordering::AcqRel) {
+        let spawned = std::thread::Builder::new().name("ringport-poll".into()).spawn(move || run(r));
+        if spawned.is_err() {
+            r.started.store(false, Ordering::Release);
+            return None;
+        }
+    }
+    Some(r)
+}
+
+/// In a fork child: closes the epoll fd inherited from the parent (the
+/// instance is shared with the parent; the child gets its own).
+pub(crate) fn close_inherited() {
+    if let Some(r) = REACTOR.peek() {
+        if r.epfd >= 0 {
+            // SAFETY: closing the child's copy of the inherited fd.
+            unsafe { libc::close(r.epfd) };
+        }
+    }
 }
 
 /// A fresh registration key.
@@ -78,19 +98,13 @@ pub(crate) fn remove(key: u64, fd: i32) {
     }
 }
 
-fn run() {
+fn run(r: &'static Reactor) {
     // SAFETY: blocking every signal on this thread only.
     unsafe {
         let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigfillset(set.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), core::ptr::null_mut());
     }
-    let r = loop {
-        if let Some(Some(r)) = REACTOR.get() {
-            break r;
-        }
-        std::thread::yield_now();
-    };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
         // SAFETY: events has room for 64 entries.

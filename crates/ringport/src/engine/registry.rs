@@ -7,12 +7,15 @@
 use super::{Ctx, Errno};
 use std::sync::{Arc, RwLock};
 
-struct Entry {
+pub(crate) struct Entry {
+    /// The fd the ring was created with (informational: lookups go by identity).
+    #[allow(dead_code)]
     fd: i32,
     ctx: Arc<Ctx>,
 }
 
-static RINGS: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
+/// The process's rings (empty in a fork child: the parent's are not usable).
+pub(crate) static RINGS: super::global::Global<RwLock<Vec<Entry>>> = super::global::Global::new(|| RwLock::new(Vec::new()));
 
 /// The (st_dev, st_ino) of `fd`, or EBADF.
 pub(crate) fn identity(fd: i32) -> Result<(u64, u64), Errno> {
@@ -28,15 +31,17 @@ pub(crate) fn identity(fd: i32) -> Result<(u64, u64), Errno> {
 
 /// Records that `fd` is the ring `ctx`.
 pub(crate) fn insert(fd: i32, ctx: Arc<Ctx>) {
-    let mut v = RINGS.write().unwrap_or_else(|e| e.into_inner());
-    v.retain(|e| e.fd != fd);
+    let mut v = RINGS.get().write().unwrap_or_else(|e| e.into_inner());
+    // Rings are told apart by identity, not fd number (a number can be
+    // reused while a dup keeps the old ring alive): drop only closed ones.
+    v.retain(|e| !e.ctx.closed.load(std::sync::atomic::Ordering::Acquire));
     v.push(Entry { fd, ctx });
 }
 
 /// The ring behind `fd`: EBADF for a bad fd, EOPNOTSUPP for a non-ring.
 pub(crate) fn lookup(fd: i32) -> Result<Arc<Ctx>, Errno> {
     let id = identity(fd)?;
-    let v = RINGS.read().unwrap_or_else(|e| e.into_inner());
+    let v = RINGS.get().read().unwrap_or_else(|e| e.into_inner());
     v.iter().find(|e| e.ctx.ident == id).map(|e| e.ctx.clone()).ok_or(Errno(libc::EOPNOTSUPP))
 }
 
@@ -48,7 +53,7 @@ pub(crate) fn is_ring(fd: i32) -> bool {
 /// Forgets the ring whose fd is `fd`, returning it.
 pub(crate) fn remove(fd: i32) -> Option<Arc<Ctx>> {
     let id = identity(fd).ok()?;
-    let mut v = RINGS.write().unwrap_or_else(|e| e.into_inner());
+    let mut v = RINGS.get().write().unwrap_or_else(|e| e.into_inner());
     let i = v.iter().position(|e| e.ctx.ident == id)?;
     Some(v.swap_remove(i).ctx)
 }

@@ -118,6 +118,34 @@ impl Geometry {
     }
 }
 
+/// Sizes the sparse ring file. RLIMIT_FSIZE applies to memfds: under a low
+/// limit `ftruncate` fails with EFBIG *and* raises SIGXFSZ, whose default
+/// action kills the program. The signal is blocked around the call and a
+/// SIGXFSZ it raised is consumed, so setup fails with EFBIG instead (the
+/// kernel's rings have no such limit; see docs/ARCHITECTURE.md).
+fn size_file(fd: i32, len: usize) -> Result<(), Errno> {
+    // SAFETY: sigset operations on locals; pthread_sigmask and sigtimedwait
+    // act on this thread only; the fd is ours.
+    unsafe {
+        let mut block = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(block.as_mut_ptr());
+        libc::sigaddset(block.as_mut_ptr(), libc::SIGXFSZ);
+        let mut old = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::pthread_sigmask(libc::SIG_BLOCK, block.as_ptr(), old.as_mut_ptr());
+        let r = libc::ftruncate(fd, len as libc::off_t);
+        let err = (r != 0).then(Errno::last);
+        if err == Some(Errno(libc::EFBIG)) && libc::sigismember(old.as_ptr(), libc::SIGXFSZ) == 0 {
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            libc::sigtimedwait(block.as_ptr(), core::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), core::ptr::null_mut());
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One mapping the engine made and must unmap.
 struct Mapping {
     ptr: *mut u8,
@@ -170,10 +198,7 @@ impl Rings {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let sqes_len = align_up(geo.sqes_size(), page_size());
         let file_len = abi::IORING_OFF_SQES as usize + sqes_len;
-        // SAFETY: plain syscall on our fd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), file_len as libc::off_t) } != 0 {
-            return Err(Errno::last());
-        }
+        size_file(fd.as_raw_fd(), file_len)?;
         let rings_len = align_up(geo.rings_size(), page_size());
         let map = |off: u32, len: usize| -> Result<Mapping, Errno> {
             // SAFETY: mapping a range of our own memfd, within its size.

@@ -145,6 +145,7 @@ fn unmappable_fd() -> Result<std::os::fd::OwnedFd, Errno> {
 /// which the caller owns.
 pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>, i32), Errno> {
     validate(entries, p)?;
+    super::global::install_fork_handler();
     let geo = Geometry {
         sq_entries: p.sq_entries,
         cq_entries: p.cq_entries,

@@ -27,9 +27,16 @@ struct State {
     started: bool,
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
-/// Futex word: bumped when an earlier deadline is armed.
-static WAKE: AtomicU32 = AtomicU32::new(0);
+/// The timer service: its heap, and the futex word it sleeps on.
+pub(crate) struct Timers {
+    state: Mutex<Option<State>>,
+    /// Futex word: bumped when an earlier deadline is armed.
+    wake: AtomicU32,
+}
+
+/// The process's timer service (started afresh in a fork child).
+pub(crate) static TIMERS: super::global::Global<Timers> =
+    super::global::Global::new(|| Timers { state: Mutex::new(None), wake: AtomicU32::new(0) });
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// CLOCK_MONOTONIC now, in nanoseconds.
@@ -51,7 +58,8 @@ pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
 /// Returns the generation id.
 pub(crate) fn arm(ctx: &std::sync::Arc<Ctx>, deadline: u64, fire: Fire) -> u64 {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let mut g = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TIMERS.get();
+    let mut g = t.state.lock().unwrap_or_else(|e| e.into_inner());
     let st = g.get_or_insert_with(|| State {
         heap: BinaryHeap::new(),
         entries: Default::default(),
@@ -61,25 +69,25 @@ pub(crate) fn arm(ctx: &std::sync::Arc<Ctx>, deadline: u64, fire: Fire) -> u64 {
     st.heap.push(Reverse((deadline, id)));
     st.entries.insert(id, Entry { ctx: std::sync::Arc::downgrade(ctx), fire });
     if !st.started {
-        st.started = std::thread::Builder::new().name("ringport-timer".into()).spawn(run).is_ok();
+        st.started = std::thread::Builder::new().name("ringport-timer".into()).spawn(move || run(t)).is_ok();
     }
     drop(g);
     if earliest {
-        WAKE.fetch_add(1, Ordering::Release);
-        super::wait::futex_wake_all(&WAKE);
+        t.wake.fetch_add(1, Ordering::Release);
+        super::wait::futex_wake_all(&t.wake);
     }
     id
 }
 
 /// Forgets timer `id` (it will not fire). Harmless if it already fired.
 pub(crate) fn disarm(id: u64) {
-    let mut g = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = TIMERS.get().state.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(st) = g.as_mut() {
         st.entries.remove(&id);
     }
 }
 
-fn run() {
+fn run(t: &'static Timers) {
     // SAFETY: prctl/pthread_sigmask on the current thread with valid arguments.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
@@ -88,10 +96,10 @@ fn run() {
         libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), core::ptr::null_mut());
     }
     loop {
-        let seen = WAKE.load(Ordering::Acquire);
+        let seen = t.wake.load(Ordering::Acquire);
         let mut due = Vec::new();
         let next = {
-            let mut g = STATE.lock().unwrap_or_else(|e| e.into_inner());
+            let mut g = t.state.lock().unwrap_or_else(|e| e.into_inner());
             let Some(st) = g.as_mut() else { return };
             let now = mono_ns();
             while let Some(&Reverse((d, id))) = st.heap.peek() {
@@ -115,6 +123,6 @@ fn run() {
             tv_sec: (deadline / 1_000_000_000) as libc::time_t,
             tv_nsec: (deadline % 1_000_000_000) as libc::c_long,
         };
-        let _ = futex_wait_until(&WAKE, seen, &ts);
+        let _ = futex_wait_until(&t.wake, seen, &ts);
     }
 }

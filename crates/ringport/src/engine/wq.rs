@@ -34,23 +34,24 @@ struct State {
     next_worker: u64,
 }
 
-struct Pool {
+pub(crate) struct Pool {
     state: Mutex<State>,
     cv: Condvar,
 }
 
-static POOL: Pool = Pool {
+/// The process's pool (started afresh in a fork child).
+pub(crate) static POOL: super::global::Global<Pool> = super::global::Global::new(|| Pool {
     state: Mutex::new(State { queue: VecDeque::new(), idle: 0, workers: 0, running: None, next_worker: 0 }),
     cv: Condvar::new(),
-};
+});
 
 /// Hands `req` to a worker; its CQE is posted when it finishes.
 pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
     super::ops::timeout::arm_link_timeout(&ctx, &mut req);
-    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(Work { ctx, req });
     if st.idle > 0 {
-        POOL.cv.notify_one();
+        POOL.get().cv.notify_one();
         return;
     }
     if st.workers < MAX_WORKERS {
@@ -83,14 +84,14 @@ pub(crate) fn current_is_worker() -> bool {
 /// Records that this worker now runs `req` of `ctx` (for cancellation).
 pub(crate) fn set_running(ctx: &Ctx, req: &Req) {
     let Some(id) = WORKER.with(|w| w.get()) else { return };
-    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.running.get_or_insert_with(HashMap::new).insert(id, (ctx as *const Ctx as usize, Ident::of(req)));
 }
 
 /// Records that this worker runs nothing.
 pub(crate) fn clear_running() {
     let Some(id) = WORKER.with(|w| w.get()) else { return };
-    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(r) = st.running.as_mut() {
         r.remove(&id);
     }
@@ -100,7 +101,7 @@ pub(crate) fn clear_running() {
 /// the first one, or all of them.
 pub(crate) fn cancel_queued(ctx: &Ctx, spec: &Spec, all: bool) -> Vec<Box<Req>> {
     let me = ctx as *const Ctx;
-    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
     let mut i = 0;
     while i < st.queue.len() {
@@ -122,7 +123,7 @@ pub(crate) fn cancel_queued(ctx: &Ctx, spec: &Spec, all: bool) -> Vec<Box<Req>> 
 /// How many requests of `ctx` that `spec` matches are running in workers.
 pub(crate) fn count_running(ctx: &Ctx, spec: &Spec) -> usize {
     let me = ctx as *const Ctx as usize;
-    let st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.running.as_ref().map_or(0, |r| r.values().filter(|(c, id)| *c == me && spec.matches(id)).count())
 }
 
@@ -137,7 +138,7 @@ fn block_signals() {
 
 fn worker() {
     block_signals();
-    let mut st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.next_worker += 1;
     let id = st.next_worker;
     WORKER.with(|w| w.set(Some(id)));
@@ -145,11 +146,11 @@ fn worker() {
         if let Some(w) = st.queue.pop_front() {
             drop(st);
             run(w);
-            st = POOL.state.lock().unwrap_or_else(|e| e.into_inner());
+            st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
             continue;
         }
         st.idle += 1;
-        let (g, timeout) = POOL.cv.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+        let (g, timeout) = POOL.get().cv.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
         st = g;
         st.idle -= 1;
         if timeout.timed_out() && st.queue.is_empty() {
