@@ -230,6 +230,62 @@ fn completes_short(fd: i32) -> bool {
     mode == libc::S_IFREG || mode == libc::S_IFBLK
 }
 
+/// What the engine has learned about an fd, to route its I/O without a
+/// wasted attempt. Hints only steer performance: a stale one (the number
+/// reused for another file) can make an op slower, never wrong, because
+/// every path issues the same system call in the end.
+mod hints {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// The fd was looked at.
+    pub const KNOWN: u8 = 1;
+    /// O_DIRECT: RWF_NOWAIT never says EAGAIN, so it would block inline.
+    pub const DIRECT: u8 = 2;
+    /// Reads refuse RWF_NOWAIT.
+    pub const NO_NOWAIT_READ: u8 = 4;
+    /// Writes refuse RWF_NOWAIT.
+    pub const NO_NOWAIT_WRITE: u8 = 8;
+    /// On a memory-backed file system (tmpfs, ramfs): I/O never waits on a
+    /// device, so it may run inline without RWF_NOWAIT.
+    pub const MEMFS: u8 = 16;
+
+    const SLOTS: usize = 4096;
+    static TABLE: [AtomicU8; SLOTS] = [const { AtomicU8::new(0) }; SLOTS];
+
+    /// The hints for `fd`, learning its open flags on first sight.
+    pub fn get(fd: i32) -> u8 {
+        let Some(slot) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) else { return 0 };
+        let h = slot.load(Ordering::Relaxed);
+        if h & KNOWN != 0 {
+            return h;
+        }
+        // SAFETY: F_GETFL only reads the file's status flags.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if fl < 0 {
+            return 0;
+        }
+        let h = KNOWN | if fl & libc::O_DIRECT != 0 { DIRECT } else { 0 };
+        slot.store(h, Ordering::Relaxed);
+        h
+    }
+
+    /// Records that `fd` refused RWF_NOWAIT for reads or writes.
+    pub fn refused_nowait(fd: i32, write: bool) {
+        let Some(slot) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) else { return };
+        let mut h = KNOWN | if write { NO_NOWAIT_WRITE } else { NO_NOWAIT_READ };
+        let mut fs = core::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: fs is a valid out-pointer.
+        if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } == 0 {
+            // SAFETY: fstatfs succeeded.
+            let t = unsafe { fs.assume_init() }.f_type;
+            if t == libc::TMPFS_MAGIC || t as u32 == linux_raw_sys::general::RAMFS_MAGIC {
+                h |= MEMFS;
+            }
+        }
+        slot.fetch_or(h, Ordering::Relaxed);
+    }
+}
+
 /// `preadv2`/`pwritev2` as raw system calls: the engine is not a
 /// cancellation point, so glibc's wrapper (about 8% of a page-cache read)
 /// is skipped. Returns the count, or -1 with errno set.
@@ -273,7 +329,18 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     let user_nowait = rw.rw_flags & libc::RWF_NOWAIT != 0;
     // In a worker, a pollable file is still never waited on by blocking:
     // like io-wq, try it non-blocking and wait in the reactor.
-    let nonblock = !user_nowait && (mode == Mode::NonBlock || !completes_short(fd));
+    let mut nonblock = !user_nowait && (mode == Mode::NonBlock || !completes_short(fd));
+    if nonblock && mode == Mode::NonBlock {
+        let h = hints::get(fd);
+        let refuses = h & if write { hints::NO_NOWAIT_WRITE } else { hints::NO_NOWAIT_READ } != 0;
+        if h & hints::DIRECT != 0 || (refuses && h & hints::MEMFS == 0) {
+            return Issue::Punt;
+        }
+        if refuses {
+            // Memory-backed: plain inline I/O cannot wait on a device.
+            nonblock = false;
+        }
+    }
     let mut flags = rw.rw_flags | if nonblock { libc::RWF_NOWAIT } else { 0 };
     let single;
     let owned;
@@ -310,6 +377,13 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
         if nonblock && e.0 == libc::EAGAIN && !completes_short(fd) && pollable(req.opcode) {
             // A pipe or socket: wait for readiness, then retry.
             return Issue::Park;
+        }
+        if nonblock && e.0 == libc::EOPNOTSUPP && mode == Mode::NonBlock {
+            hints::refused_nowait(fd, write);
+            if hints::get(fd) & hints::MEMFS != 0 {
+                // Retry at once, inline, without RWF_NOWAIT.
+                return issue_rw(ctx, req, mode, write);
+            }
         }
         if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
             return Issue::Punt;
