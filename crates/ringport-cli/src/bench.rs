@@ -9,6 +9,7 @@
 
 mod exec;
 mod files;
+mod latency;
 mod loops;
 mod machine;
 mod ops;
@@ -38,23 +39,45 @@ Workloads (default: all of them):
   randread-direct  the same with O_DIRECT (skipped, with the reason, where
                    the file system refuses O_DIRECT)
   seqwrite         64 KiB sequential writes, an fsync after every 16 (qd 1, 8)
+  poll             wake-up latency through a pipe: a one-shot POLL_ADD on the
+                   read end is armed and waited for; another thread waits
+                   --poll-gap (so the waiter is asleep), then writes its
+                   CLOCK_MONOTONIC time into the pipe; latency = when the
+                   waiter sees the CQE - that time. psync: a blocking
+                   poll(2); threadpool: a pool thread's poll(2)
+  timeout          timer firing error: a TIMEOUT of --timer, one at a time;
+                   error = when the CQE is seen - (submit time + timer).
+                   psync: clock_nanosleep; threadpool: a pool thread's
+                   clock_nanosleep (both with the usual 50 us timer slack)
+  sqpoll           NOPs on a ring set up with SQPOLL (sq_thread_idle 10 ms):
+                   push N (batch 32), submit (no enter while the poller is
+                   awake), reap N by polling the CQ ring. ringport and kernel
+                   only; the poller thread spins a core while it runs
   all              every workload above
-  Not yet: poll (pipe wake-up latency) and timeout (timer error) need
-  engine features not built yet (POLL_ADD, TIMEOUT); they are left out.
+  For poll and timeout, p50/p99 are the latency or error, and 'vs kernel'
+  is the p50 ratio (lower is better). poll, timeout and sqpoll run on one
+  thread (pair) only: --threads does not apply to them.
 
-Backends (default: all that apply; nop runs ringport and kernel):
+Backends (default: all that apply; nop and sqpoll run ringport and kernel):
   ringport          the ringport Rust API (plain function calls, no syscall)
   kernel            the kernel's io_uring (the io-uring crate); shown as
                     unavailable, with the reason, where setup fails
   ringport-trapped  raw io_uring syscalls through the interception path:
                     unavailable (interception library not built yet)
   psync             blocking pread/pwrite, one at a time (qd only sets how
-                    many buffers it cycles through)
-  threadpool        each op handed to a pool of qd threads (like tokio::fs)
+                    many buffers it cycles through); poll(2) for poll,
+                    clock_nanosleep for timeout
+  threadpool        each op handed to a pool of qd threads (like tokio::fs);
+                    one thread for poll and timeout
 
 Options:
-  --batch N[,N..]     nop batch sizes (default 1,8,32)
+  --batch N[,N..]     nop batch sizes (default 1,8,32); sqpoll's (default 32)
   --qd N[,N..]        queue depths for randread, randread-direct, seqwrite
+  --timer T[,T..]     timeout workload: the TIMEOUT's length, 1us to 1s,
+                      e.g. 1ms, 500us (a bare number is in us; default 1ms)
+  --poll-gap T[,T..]  poll workload: how long the writer waits after the
+                      poll is armed before it writes, up to 1s (default
+                      50us; 0 writes at once, racing the waiter to sleep)
   --duration T        time per figure per backend, e.g. 1, 0.5s, 300ms
                       (default 1s), split into --reps repetitions
   --reps N            repetitions per figure; the median is shown (default 3)
@@ -66,8 +89,11 @@ Options:
   --json FILE         write the figures as JSON ('-' = stdout; the table
                       then goes to stderr). One figure gives one object:
                       {\"workload\":\"nop\",\"batch\":32,\"results\":[{\"backend\":
-                      \"ringport\",\"ops_per_sec\":X,...},...]}; more give a list
+                      \"ringport\",\"ops_per_sec\":X,...},...]}; more give a list.
+                      For poll and timeout, p50_ns/p99_ns are the latency
+                      or error; p50_vs_kernel/p99_vs_kernel their ratios
   --plot FILE.svg     ops/s against queue depth (or batch) per backend
+                      (not poll and timeout: their figures are latencies)
   --report DIR        results.json, plot.svg, table.txt and summary.md
   --no-progress       no progress bar
   -h, --help          this text
@@ -81,6 +107,10 @@ struct Opts {
     kinds: Vec<Kind>,
     batch: Option<Vec<usize>>,
     qd: Option<Vec<usize>>,
+    /// timeout's timer lengths, in microseconds.
+    timer: Option<Vec<usize>>,
+    /// poll's writer gaps, in microseconds.
+    gap: Option<Vec<usize>>,
     duration: f64,
     reps: usize,
     backends: Option<Vec<Backend>>,
@@ -115,11 +145,39 @@ fn parse_duration(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A list of times in microseconds: `1ms,500us,2s` (a bare number is in
+/// microseconds), each from `min_us` to 1 s.
+fn parse_micros_list(s: &str, what: &str, min_us: u64) -> Result<Vec<usize>, String> {
+    let one = |x: &str| -> Option<usize> {
+        let x = x.trim();
+        let (num, scale) = if let Some(n) = x.strip_suffix("us") {
+            (n, 1.0)
+        } else if let Some(n) = x.strip_suffix("ms") {
+            (n, 1e3)
+        } else if let Some(n) = x.strip_suffix('s') {
+            (n, 1e6)
+        } else {
+            (x, 1.0)
+        };
+        let us = num.trim().parse::<f64>().ok()? * scale;
+        (us.is_finite() && us.fract() == 0.0 && us >= min_us as f64 && us <= 1e6).then_some(us as usize)
+    };
+    let v: Option<Vec<usize>> = s.split(',').map(one).collect();
+    match v {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!(
+            "{what}: expected times from {min_us}us to 1s in whole microseconds, such as 1ms or 500us, separated by commas, got '{s}'"
+        )),
+    }
+}
+
 fn parse(args: &[OsString]) -> Result<Option<Opts>, String> {
     let mut o = Opts {
         kinds: Vec::new(),
         batch: None,
         qd: None,
+        timer: None,
+        gap: None,
         duration: 1.0,
         reps: 3,
         backends: None,
@@ -150,6 +208,8 @@ fn parse(args: &[OsString]) -> Result<Option<Opts>, String> {
             "-h" | "--help" => return Ok(None),
             "--batch" => o.batch = Some(parse_list(&value()?, "--batch")?),
             "--qd" => o.qd = Some(parse_list(&value()?, "--qd")?),
+            "--timer" => o.timer = Some(parse_micros_list(&value()?, "--timer", 1)?),
+            "--poll-gap" => o.gap = Some(parse_micros_list(&value()?, "--poll-gap", 0)?),
             "--duration" => o.duration = parse_duration(&value()?)?,
             "--reps" => {
                 o.reps = parse_list(&value()?, "--reps")?[0];
@@ -175,12 +235,6 @@ fn parse(args: &[OsString]) -> Result<Option<Opts>, String> {
                 o.backends = Some(list);
             }
             "all" => o.kinds.extend(Kind::ALL),
-            "poll" | "timeout" => {
-                return Err(format!(
-                    "workload '{name}' is not available yet: it needs engine support ({}) that is not built yet",
-                    if name == "poll" { "IORING_OP_POLL_ADD" } else { "IORING_OP_TIMEOUT" }
-                ))
-            }
             n if n.starts_with('-') => return Err(format!("unknown option '{n}' (see ringport bench --help)")),
             n => o.kinds.push(Kind::parse(n).ok_or_else(|| format!("unknown workload '{n}' (see ringport bench --help)"))?),
         }
@@ -194,8 +248,18 @@ fn parse(args: &[OsString]) -> Result<Option<Opts>, String> {
         seen.push(*k);
         new
     });
-    if o.batch.is_some() && !o.kinds.contains(&Kind::Nop) {
-        return Err("--batch applies to the nop workload only".into());
+    let has = |ks: &[Kind]| ks.iter().any(|k| o.kinds.contains(k));
+    if o.batch.is_some() && !has(&[Kind::Nop, Kind::Sqpoll]) {
+        return Err("--batch applies to the nop and sqpoll workloads only".into());
+    }
+    if o.qd.is_some() && !has(&[Kind::RandRead, Kind::RandReadDirect, Kind::SeqWrite]) {
+        return Err("--qd applies to the randread, randread-direct and seqwrite workloads only".into());
+    }
+    if o.timer.is_some() && !has(&[Kind::Timeout]) {
+        return Err("--timer applies to the timeout workload only".into());
+    }
+    if o.gap.is_some() && !has(&[Kind::Poll]) {
+        return Err("--poll-gap applies to the poll workload only".into());
     }
     if o.threads > 256 {
         return Err("--threads: at most 256".into());
@@ -248,6 +312,18 @@ fn probe_kernel() -> Option<String> {
     Some(format!("io_uring_setup: {} ({})", errno_name(code), strerror(code)))
 }
 
+/// Why the kernel cannot set up an SQPOLL ring (older kernels want
+/// CAP_SYS_NICE for it; some sandboxes refuse it), if it cannot.
+fn probe_kernel_sqpoll() -> Option<String> {
+    match io_uring::IoUring::<io_uring::squeue::Entry, io_uring::cqueue::Entry>::builder().setup_sqpoll(exec::SQPOLL_IDLE_MS).build(4) {
+        Ok(_) => None,
+        Err(e) => {
+            let code = e.raw_os_error().unwrap_or(0);
+            Some(format!("io_uring_setup with SQPOLL: {} ({})", errno_name(code), strerror(code)))
+        }
+    }
+}
+
 /// The thread counts to run: 1, then powers of two up to `max`, then `max`.
 fn thread_counts(max: usize) -> Vec<usize> {
     let mut v = vec![1];
@@ -293,9 +369,14 @@ fn plan(o: &Opts) -> Vec<Workload> {
     let mut v = Vec::new();
     for &threads in &thread_counts(o.threads) {
         for &kind in &o.kinds {
+            if threads > 1 && kind.single_thread() {
+                continue;
+            }
             let sweep = match kind {
-                Kind::Nop => o.batch.clone(),
-                _ => o.qd.clone(),
+                Kind::Nop | Kind::Sqpoll => o.batch.clone(),
+                Kind::RandRead | Kind::RandReadDirect | Kind::SeqWrite => o.qd.clone(),
+                Kind::Poll => o.gap.clone(),
+                Kind::Timeout => o.timer.clone(),
             }
             .unwrap_or_else(|| kind.default_sweep().to_vec());
             for value in sweep {
@@ -313,7 +394,13 @@ fn backends_for(o: &Opts, kind: Kind) -> Vec<Backend> {
 
 fn setup(o: &Opts, points: &[Workload], kernel_unavailable: Option<String>) -> Result<Env, String> {
     let needs = |k: Kind| points.iter().any(|w| w.kind == k);
-    let mut env = Env { kernel_unavailable, read_file: None, direct: None, write_files: Vec::new() };
+    let kernel_sqpoll_unavailable = if needs(Kind::Sqpoll) && kernel_unavailable.is_none() {
+        probe_kernel_sqpoll()
+    } else {
+        None
+    };
+    let mut env =
+        Env { kernel_unavailable, read_file: None, direct: None, write_files: Vec::new(), kernel_sqpoll_unavailable };
     if needs(Kind::RandRead) || needs(Kind::RandReadDirect) {
         let f = TempFile::create(&o.dir, "randread", o.file_mib << 20)
             .map_err(|e| format!("cannot create the test file in {}: {e}", o.dir.display()))?;
@@ -368,7 +455,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
     let measured_backends = |w: &Workload| -> Vec<Backend> {
         backends_for(o, w.kind)
             .into_iter()
-            .filter(|b| *b != Backend::Trapped && !(*b == Backend::Kernel && env.kernel_unavailable.is_some()))
+            .filter(|b| *b != Backend::Trapped && env.unavailable(*b, w.kind).is_none())
             .collect()
     };
     let total: u64 =
@@ -432,7 +519,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
                     })
                 }
             } else {
-                Outcome::Unavailable(env.kernel_unavailable.clone().unwrap_or_default())
+                Outcome::Unavailable(env.unavailable(b, w.kind).unwrap_or_default())
             };
             results.push(BackendResult { backend: b, outcome });
         }
@@ -448,6 +535,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
         body.push_str("\nscaling (ops/s with N threads / ops/s with 1 thread):\n");
         body.push_str(&output::scaling(&figs));
     }
+    body.push_str(&output::notes_text(&figs));
     let t = output::targets(&figs);
     if !t.is_empty() {
         body.push_str("\ntargets (ratios from this run):\n");
@@ -518,12 +606,48 @@ mod tests {
         assert_eq!(plan(&o).iter().map(|w| w.value).collect::<Vec<_>>(), vec![1, 8, 32]);
         let o = parse(&args("")).unwrap().unwrap();
         assert_eq!(o.kinds, Kind::ALL.to_vec());
-        assert!(parse(&args("poll")).is_err());
+        assert!(parse(&args("pol")).is_err());
         assert!(parse(&args("nop --batch 0")).is_err());
         assert!(parse(&args("randread --batch 4")).is_err());
         assert_eq!(parse_duration("300ms").unwrap(), 0.3);
         assert_eq!(thread_counts(1), vec![1]);
         assert_eq!(thread_counts(6), vec![1, 2, 4, 6]);
+    }
+
+    #[test]
+    fn parses_the_latency_and_sqpoll_workloads() {
+        let o = parse(&args("poll timeout sqpoll")).unwrap().unwrap();
+        assert_eq!(o.kinds, vec![Kind::Poll, Kind::Timeout, Kind::Sqpoll]);
+        let p = plan(&o);
+        assert_eq!(p.iter().map(|w| (w.kind, w.value)).collect::<Vec<_>>(), vec![(Kind::Poll, 50), (Kind::Timeout, 1000), (Kind::Sqpoll, 32)]);
+        // --timer and --poll-gap take times; a bare number is microseconds.
+        let o = parse(&args("timeout --timer 1ms,500us,1s,250")).unwrap().unwrap();
+        assert_eq!(o.timer, Some(vec![1000, 500, 1_000_000, 250]));
+        assert!(parse(&args("timeout --timer 2s")).is_err(), "at most 1 s");
+        assert!(parse(&args("timeout --timer 0")).is_err(), "a timer of 0 measures nothing");
+        assert!(parse(&args("timeout --timer 1.5us")).is_err(), "whole microseconds");
+        assert_eq!(parse(&args("poll --poll-gap=0,0.2ms")).unwrap().unwrap().gap, Some(vec![0, 200]));
+        // Each option needs its workload.
+        assert!(parse(&args("nop --timer 1ms")).is_err());
+        assert!(parse(&args("timeout --poll-gap 10us")).is_err());
+        assert!(parse(&args("poll --qd 8")).is_err());
+        assert_eq!(parse(&args("sqpoll --batch 8")).unwrap().unwrap().batch, Some(vec![8]));
+        // --threads does not multiply them: one point each, on one thread.
+        let o = parse(&args("poll timeout sqpoll nop --threads 4")).unwrap().unwrap();
+        let p = plan(&o);
+        for k in [Kind::Poll, Kind::Timeout, Kind::Sqpoll] {
+            assert_eq!(p.iter().filter(|w| w.kind == k).map(|w| w.threads).collect::<Vec<_>>(), vec![1]);
+        }
+        assert_eq!(p.iter().filter(|w| w.kind == Kind::Nop).count(), 3 * 3);
+    }
+
+    #[test]
+    fn sqpoll_runs_on_rings_only_and_latency_workloads_on_all() {
+        let o = parse(&args("sqpoll poll")).unwrap().unwrap();
+        assert_eq!(backends_for(&o, Kind::Sqpoll), vec![Backend::Ringport, Backend::Kernel, Backend::Trapped]);
+        assert_eq!(backends_for(&o, Kind::Poll), Backend::ALL.to_vec());
+        let o = parse(&args("sqpoll --backends ringport,psync")).unwrap().unwrap();
+        assert_eq!(backends_for(&o, Kind::Sqpoll), vec![Backend::Ringport]);
     }
 
     #[test]

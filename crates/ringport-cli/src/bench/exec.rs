@@ -54,6 +54,8 @@ pub const WRITE_BLOCK: u32 = 64 * 1024;
 pub const FSYNC_EVERY: usize = 16;
 /// Why `ringport-trapped` has no figures yet.
 pub const TRAPPED_REASON: &str = "interception library not built yet";
+/// `sq_thread_idle` of the sqpoll workload's rings, in milliseconds.
+pub const SQPOLL_IDLE_MS: u32 = 10;
 
 /// Where an operation is executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,11 +103,18 @@ pub enum Kind {
     RandReadDirect,
     /// 64k sequential writes and fsyncs.
     SeqWrite,
+    /// Poll wake-up latency through a pipe.
+    Poll,
+    /// Timer firing error against the deadline.
+    Timeout,
+    /// NOP round trips on an SQPOLL ring.
+    Sqpoll,
 }
 
 impl Kind {
     /// Every kind, in run order.
-    pub const ALL: [Kind; 4] = [Kind::Nop, Kind::RandRead, Kind::RandReadDirect, Kind::SeqWrite];
+    pub const ALL: [Kind; 7] =
+        [Kind::Nop, Kind::RandRead, Kind::RandReadDirect, Kind::SeqWrite, Kind::Poll, Kind::Timeout, Kind::Sqpoll];
 
     /// The workload's name.
     pub fn name(self) -> &'static str {
@@ -114,6 +123,9 @@ impl Kind {
             Kind::RandRead => "randread",
             Kind::RandReadDirect => "randread-direct",
             Kind::SeqWrite => "seqwrite",
+            Kind::Poll => "poll",
+            Kind::Timeout => "timeout",
+            Kind::Sqpoll => "sqpoll",
         }
     }
     /// The kind called `s`.
@@ -123,8 +135,10 @@ impl Kind {
     /// The name of its swept parameter.
     pub fn param(self) -> &'static str {
         match self {
-            Kind::Nop => "batch",
-            _ => "qd",
+            Kind::Nop | Kind::Sqpoll => "batch",
+            Kind::RandRead | Kind::RandReadDirect | Kind::SeqWrite => "qd",
+            Kind::Poll => "gap_us",
+            Kind::Timeout => "timeout_us",
         }
     }
     /// The default values of its swept parameter.
@@ -133,16 +147,34 @@ impl Kind {
             Kind::Nop => &[1, 8, 32],
             Kind::RandRead | Kind::RandReadDirect => &[1, 8, 32, 128],
             Kind::SeqWrite => &[1, 8],
+            Kind::Poll => &[50],
+            Kind::Timeout => &[1000],
+            Kind::Sqpoll => &[32],
         }
     }
-    /// Whether `b` can run this workload (psync has no NOP).
+    /// Whether its figures are latencies (one op in flight; p50/p99 are
+    /// what counts, ops/s follows from them).
+    pub fn is_latency(self) -> bool {
+        matches!(self, Kind::Poll | Kind::Timeout)
+    }
+    /// Whether it runs on one thread only (`--threads` does not apply):
+    /// the latency workloads, and sqpoll, whose poller thread spins a core.
+    pub fn single_thread(self) -> bool {
+        matches!(self, Kind::Poll | Kind::Timeout | Kind::Sqpoll)
+    }
+    /// Whether `b` can run this workload: psync has no NOP, and SQPOLL
+    /// exists only on a ring.
     pub fn applies(self, b: Backend) -> bool {
-        !(self == Kind::Nop && b == Backend::Psync)
+        match self {
+            Kind::Nop => b != Backend::Psync,
+            Kind::Sqpoll => !matches!(b, Backend::Psync | Backend::Threadpool),
+            _ => true,
+        }
     }
     /// The backends run by default.
     pub fn default_backends(self) -> Vec<Backend> {
         match self {
-            Kind::Nop => vec![Backend::Ringport, Backend::Kernel, Backend::Trapped],
+            Kind::Nop | Kind::Sqpoll => vec![Backend::Ringport, Backend::Kernel, Backend::Trapped],
             _ => Backend::ALL.to_vec(),
         }
     }
@@ -153,7 +185,10 @@ impl Kind {
 pub struct Workload {
     /// The kind.
     pub kind: Kind,
-    /// Batch (nop) or queue depth (the others).
+    /// The swept parameter's value ([`Kind::param`]): the batch (nop,
+    /// sqpoll), the queue depth (randread, randread-direct, seqwrite), the
+    /// writer's gap in microseconds (poll) or the timer's length in
+    /// microseconds (timeout).
     pub value: usize,
     /// Threads, each with its own ring / loop / pool.
     pub threads: usize,
@@ -174,6 +209,8 @@ impl Workload {
                 p.push(("block", WRITE_BLOCK as u64));
                 p.push(("fsync_every", FSYNC_EVERY as u64));
             }
+            Kind::Poll | Kind::Timeout => {}
+            Kind::Sqpoll => p.push(("idle_ms", SQPOLL_IDLE_MS as u64)),
         }
         if show_threads {
             p.push(("threads", self.threads as u64));
@@ -249,6 +286,26 @@ impl Figure {
         let x = self.get(b)?.ops_per_sec()?;
         (k > 0.0).then(|| x / k)
     }
+    /// `b`'s latency percentile (`pick` chooses p50 or p99) divided by the
+    /// kernel's: lower is better.
+    pub fn lat_ratio_to_kernel(&self, b: Backend, pick: fn(&Measured) -> Option<u64>) -> Option<f64> {
+        let lat = |b| match &self.get(b)?.outcome {
+            Outcome::Measured(m) => pick(m),
+            _ => None,
+        };
+        let (k, x) = (lat(Backend::Kernel)?, lat(b)?);
+        (k > 0).then(|| x as f64 / k as f64)
+    }
+    /// The ratio the table shows in its "vs kernel" column: ops/s for the
+    /// throughput workloads; for the latency ones the p50 latency (or
+    /// timer error) ratio, lower is better.
+    pub fn shown_ratio(&self, b: Backend) -> Option<String> {
+        if self.wl.kind.is_latency() {
+            self.lat_ratio_to_kernel(b, |m| m.p50_ns).map(|x| format!("p50 {x:.2}x"))
+        } else {
+            self.ratio_to_kernel(b).map(|x| format!("{x:.2}x"))
+        }
+    }
 }
 
 /// The files and facts shared by every figure of a run.
@@ -261,14 +318,32 @@ pub struct Env {
     pub direct: Option<Result<File, String>>,
     /// One seqwrite file per thread.
     pub write_files: Vec<TempFile>,
+    /// Why the kernel cannot set up an SQPOLL ring, if it cannot (and its
+    /// io_uring is otherwise available).
+    pub kernel_sqpoll_unavailable: Option<String>,
 }
 
 impl Env {
+    /// Why backend `b` cannot run workload `kind` on this machine, if so
+    /// (the interception backend is handled apart).
+    pub fn unavailable(&self, b: Backend, kind: Kind) -> Option<String> {
+        match b {
+            Backend::Kernel => self
+                .kernel_unavailable
+                .clone()
+                .or_else(|| if kind == Kind::Sqpoll { self.kernel_sqpoll_unavailable.clone() } else { None }),
+            _ => None,
+        }
+    }
+
     /// The loop spec of `wl` for thread `t`.
     fn spec(&self, wl: &Workload, t: usize, rep: usize) -> io::Result<Spec> {
         let missing = || io::Error::other("test file missing");
         Ok(match wl.kind {
             Kind::Nop => Spec::Nop { batch: wl.value },
+            Kind::Sqpoll => Spec::SqpollNop { batch: wl.value, idle_ms: SQPOLL_IDLE_MS },
+            Kind::Poll => Spec::Poll { gap: Duration::from_micros(wl.value as u64) },
+            Kind::Timeout => Spec::Timeout { dur: Duration::from_micros(wl.value as u64) },
             Kind::RandRead | Kind::RandReadDirect => {
                 let f = self.read_file.as_ref().ok_or_else(missing)?;
                 let fd = if wl.kind == Kind::RandReadDirect {
@@ -314,9 +389,25 @@ fn ring_entries(spec: &Spec) -> u32 {
 
 fn thread_body(b: Backend, spec: &Spec, warm: Duration, dur: Duration, barrier: &Gate) -> io::Result<RepStats> {
     let bufs = Buffers::new(spec.slots(), spec.buf_size());
+    let sqpoll = match *spec {
+        Spec::SqpollNop { idle_ms, .. } => Some(idle_ms),
+        _ => None,
+    };
     match b {
-        Backend::Ringport => timed(ringport::Ring::new(ring_entries(spec)), spec, &bufs, warm, dur, barrier),
-        Backend::Kernel => timed(io_uring::IoUring::new(ring_entries(spec)), spec, &bufs, warm, dur, barrier),
+        Backend::Ringport => {
+            let mut builder = ringport::Ring::builder();
+            if let Some(idle) = sqpoll {
+                builder = builder.setup_sqpoll(idle);
+            }
+            timed(builder.build(ring_entries(spec)), spec, &bufs, warm, dur, barrier)
+        }
+        Backend::Kernel => {
+            let mut builder = io_uring::IoUring::builder();
+            if let Some(idle) = sqpoll {
+                builder.setup_sqpoll(idle);
+            }
+            timed(builder.build(ring_entries(spec)), spec, &bufs, warm, dur, barrier)
+        }
         Backend::Threadpool => timed(Pool::new(spec.slots().min(POOL_MAX_THREADS)), spec, &bufs, warm, dur, barrier),
         Backend::Psync => {
             let w = run_psync(spec, &bufs, &Ctl::warmup(warm));

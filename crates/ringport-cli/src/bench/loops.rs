@@ -4,9 +4,12 @@
 //! Timing does not disturb what it measures: the clock is read once per
 //! millisecond or so to check the deadline (the interval is calibrated in
 //! the warm-up), and latency is sampled on a fixed fraction of operations
-//! (about 20,000 a second), the same fraction for every backend.
+//! (about 20,000 a second), the same fraction for every backend. The
+//! latency workloads (poll, timeout) live in [`super::latency`]; they
+//! sample every operation.
 
 use super::files::{Buffers, Rng};
+use super::latency::{poll_wake, timer_error, Waiter};
 use super::ops::{run_blocking, Op, Uring};
 use std::io;
 use std::os::fd::RawFd;
@@ -53,20 +56,38 @@ pub enum Spec {
         /// Writes per fsync.
         fsync_every: usize,
     },
+    /// NOPs on a ring created with SQPOLL, reaped by polling the CQ ring.
+    SqpollNop {
+        /// NOPs per round.
+        batch: usize,
+        /// `sq_thread_idle` in milliseconds.
+        idle_ms: u32,
+    },
+    /// Poll wake-up latency through a pipe, `gap` after arming.
+    Poll {
+        /// How long the writer waits after the poll is armed.
+        gap: Duration,
+    },
+    /// Timer firing error of a relative timer of `dur`.
+    Timeout {
+        /// The timer's length.
+        dur: Duration,
+    },
 }
 
 impl Spec {
     /// How many request slots (and buffers) the loop needs.
     pub fn slots(&self) -> usize {
         match *self {
-            Spec::Nop { batch } => batch,
+            Spec::Nop { batch } | Spec::SqpollNop { batch, .. } => batch,
             Spec::RandRead { qd, .. } | Spec::SeqWrite { qd, .. } => qd,
+            Spec::Poll { .. } | Spec::Timeout { .. } => 1,
         }
     }
     /// Bytes per buffer.
     pub fn buf_size(&self) -> usize {
         match *self {
-            Spec::Nop { .. } => 0,
+            Spec::Nop { .. } | Spec::SqpollNop { .. } | Spec::Poll { .. } | Spec::Timeout { .. } => 0,
             Spec::RandRead { block, .. } | Spec::SeqWrite { block, .. } => block as usize,
         }
     }
@@ -150,6 +171,9 @@ fn bad_result(what: &str, res: i32, want: i64) -> io::Error {
 pub fn run_uring<U: Uring>(u: &mut U, spec: &Spec, bufs: &Buffers, ctl: &Ctl) -> io::Result<RepStats> {
     match *spec {
         Spec::Nop { batch } => nop(u, batch, ctl),
+        Spec::SqpollNop { batch, .. } => sqpoll_nop(u, batch, ctl),
+        Spec::Poll { gap } => poll_wake(Waiter::Queue(u), gap, ctl),
+        Spec::Timeout { dur } => timer_error(Waiter::Queue(u), dur, ctl),
         Spec::RandRead { fd, blocks, block, qd, seed } => randread(u, fd, blocks, block, qd, seed, bufs, ctl),
         Spec::SeqWrite { fd, size, block, qd, fsync_every } => seqwrite(u, fd, size, block, qd, fsync_every, bufs, ctl),
     }
@@ -183,6 +207,74 @@ fn nop<U: Uring>(u: &mut U, batch: usize, ctl: &Ctl) -> io::Result<RepStats> {
         }
         if got != batch {
             return Err(io::Error::other(format!("reaped {got} NOP completions, expected {batch}")));
+        }
+        st.ops += got as u64;
+        st.iters += 1;
+        if check.tick() && start.elapsed() >= ctl.dur {
+            break;
+        }
+    }
+    st.secs = start.elapsed().as_secs_f64();
+    st.units = st.iters;
+    Ok(st)
+}
+
+/// How long the SQPOLL loop polls the CQ ring without progress before it
+/// waits in enter instead (when the machine is busy, a poller that lost its
+/// CPU should not be fought for it).
+const SQPOLL_SPIN_LIMIT: Duration = Duration::from_millis(1);
+
+/// The loop of `ringport bench sqpoll`: push `batch` NOPs and publish them
+/// with `submit()` (on an SQPOLL ring the library enters only to wake a
+/// sleeping poller), then reap `batch` CQEs by polling the CQ ring, as
+/// SQPOLL programs do: no enter on the way. After [`SQPOLL_SPIN_LIMIT`]
+/// without a new CQE, it waits in enter (bounded) for the rest.
+fn sqpoll_nop<U: Uring>(u: &mut U, batch: usize, ctl: &Ctl) -> io::Result<RepStats> {
+    let mut st = RepStats::default();
+    let mut check = Every::new(ctl.check_every);
+    let mut sample = Every::new(ctl.sample_every);
+    let start = Instant::now();
+    loop {
+        let t0 = if sample.tick() { Some(Instant::now()) } else { None };
+        // SAFETY: NOPs point at no memory.
+        unsafe { u.push_with(batch, |i| (Op::Nop, i as u64))? };
+        u.submit_and_wait(0)?;
+        let mut got = 0usize;
+        let mut bad = None;
+        let mut idle_since: Option<Instant> = None;
+        let mut polls = 0u32;
+        while got < batch {
+            let n = u.reap(|_, res| {
+                if res != 0 {
+                    bad = Some(res);
+                }
+            });
+            got += n;
+            if n > 0 {
+                idle_since = None;
+                continue;
+            }
+            polls = polls.wrapping_add(1);
+            if polls % 256 == 0 && idle_since.get_or_insert_with(Instant::now).elapsed() >= SQPOLL_SPIN_LIMIT {
+                let limit = super::latency::WAIT_LIMIT;
+                u.submit_and_wait_for(batch - got, limit).map_err(|e| match e.raw_os_error() {
+                    Some(libc::ETIME) => io::Error::other(format!(
+                        "{} SQPOLL NOPs not completed within {} s (a lost wake-up?)",
+                        batch - got,
+                        limit.as_secs()
+                    )),
+                    _ => e,
+                })?;
+                idle_since = None;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        if let Some(t0) = t0 {
+            st.lat_ns.push(t0.elapsed().as_nanos() as u64);
+        }
+        if let Some(res) = bad {
+            return Err(bad_result("NOP", res, 0));
         }
         st.ops += got as u64;
         st.iters += 1;
@@ -368,15 +460,19 @@ fn seqwrite<U: Uring>(
 
 /// Runs `spec` as a blocking `pread`/`pwrite` loop, one call at a time.
 /// The queue depth sets only how many buffers it cycles through, so that
-/// it touches as much memory as the queued backends do. None for a
-/// workload psync cannot run.
+/// it touches as much memory as the queued backends do. The latency
+/// workloads run their loops with a blocking `poll(2)` or
+/// `clock_nanosleep`. None for a workload psync cannot run (NOPs).
 pub fn run_psync(spec: &Spec, bufs: &Buffers, ctl: &Ctl) -> Option<io::Result<RepStats>> {
     let mut st = RepStats::default();
     let mut check = Every::new(ctl.check_every);
     let mut sample = Every::new(ctl.sample_every);
     let start = Instant::now();
     match *spec {
-        Spec::Nop { .. } => return None,
+        Spec::Nop { .. } | Spec::SqpollNop { .. } => return None,
+        // The latency loops; `U` is only a placeholder here.
+        Spec::Poll { gap } => return Some(poll_wake(Waiter::<ringport::Ring>::Blocking, gap, ctl)),
+        Spec::Timeout { dur } => return Some(timer_error(Waiter::<ringport::Ring>::Blocking, dur, ctl)),
         Spec::RandRead { fd, blocks, block, seed, qd } => {
             let mut rng = Rng::new(seed);
             let mut slot = 0;

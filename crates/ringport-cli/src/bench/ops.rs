@@ -6,6 +6,27 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// The time of a TIMEOUT, in the form each backend's builder reads: the
+/// opcode builders take a pointer, which must stay valid until the SQE is
+/// submitted, so the loop owns one of these for its whole run.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerSpec {
+    /// For ringport's `opcode::Timeout`.
+    pub ringport: ringport::types::Timespec,
+    /// For the kernel's (the `io-uring` crate's) `opcode::Timeout`.
+    pub kernel: io_uring::types::Timespec,
+    /// For the blocking backends' `clock_nanosleep`.
+    pub dur: Duration,
+}
+
+impl TimerSpec {
+    /// A relative timer of `dur`.
+    pub fn new(dur: Duration) -> TimerSpec {
+        TimerSpec { ringport: dur.into(), kernel: dur.into(), dur }
+    }
+}
 
 /// What one request asks for, independent of the backend.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +60,25 @@ pub enum Op {
         /// File.
         fd: RawFd,
     },
+    /// One-shot `POLL_ADD`: completes with the ready `poll(2)` events.
+    /// The blocking backends run `poll(2)` (bounded by [`BLOCKING_LIMIT`]).
+    PollAdd {
+        /// File to poll.
+        fd: RawFd,
+        /// `POLLIN` ...
+        events: u32,
+    },
+    /// A relative `TIMEOUT` with no count: completes with `-ETIME`. The
+    /// blocking backends sleep in `clock_nanosleep(CLOCK_MONOTONIC)`.
+    Timeout {
+        /// The time; valid until the op has been reaped.
+        spec: *const TimerSpec,
+    },
 }
+
+/// The longest a blocking backend's `poll(2)` waits, so that a pool thread
+/// can never block for ever (it answers `-ETIME`, as a timed-out wait does).
+pub const BLOCKING_LIMIT: Duration = Duration::from_secs(10);
 
 // SAFETY: the pointers in an Op are only handed to system calls by whichever
 // thread runs it; the loops keep the buffers alive until the op completes.
@@ -55,6 +94,10 @@ pub trait Uring {
     unsafe fn push_with(&mut self, n: usize, make: impl FnMut(usize) -> (Op, u64)) -> io::Result<()>;
     /// Submits what was queued and waits until `want` completions are ready.
     fn submit_and_wait(&mut self, want: usize) -> io::Result<usize>;
+    /// As `submit_and_wait`, but gives up after `limit` with an `ETIME`
+    /// error (the kernel's `EXT_ARG` timeout), so that a lost wake-up
+    /// ends the run instead of hanging it.
+    fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize>;
     /// Hands every ready completion, as `(user_data, result)`, to `f`.
     /// Returns how many there were.
     fn reap(&mut self, f: impl FnMut(u64, i32)) -> usize;
@@ -77,6 +120,9 @@ impl Uring for ringport::Ring {
                 Op::Read { fd, buf, len, off } => opcode::Read::new(Fd(fd), buf, len).offset(off).build(),
                 Op::Write { fd, buf, len, off } => opcode::Write::new(Fd(fd), buf, len).offset(off).build(),
                 Op::Fsync { fd } => opcode::Fsync::new(Fd(fd)).build(),
+                Op::PollAdd { fd, events } => opcode::PollAdd::new(Fd(fd), events).build(),
+                // SAFETY: the caller keeps `spec` valid until reaped.
+                Op::Timeout { spec } => opcode::Timeout::new(unsafe { &(*spec).ringport }).build(),
             }
             .user_data(ud);
             // SAFETY: the caller keeps the op's buffers valid until reaped.
@@ -87,6 +133,10 @@ impl Uring for ringport::Ring {
     #[inline]
     fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
         ringport::Ring::submit_and_wait(self, want)
+    }
+    #[inline]
+    fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize> {
+        self.submitter().submit_with_timeout(want, limit)
     }
     #[inline]
     fn reap(&mut self, mut f: impl FnMut(u64, i32)) -> usize {
@@ -112,6 +162,9 @@ impl Uring for io_uring::IoUring {
                 Op::Read { fd, buf, len, off } => opcode::Read::new(Fd(fd), buf, len).offset(off).build(),
                 Op::Write { fd, buf, len, off } => opcode::Write::new(Fd(fd), buf, len).offset(off).build(),
                 Op::Fsync { fd } => opcode::Fsync::new(Fd(fd)).build(),
+                Op::PollAdd { fd, events } => opcode::PollAdd::new(Fd(fd), events).build(),
+                // SAFETY: the caller keeps `spec` valid until reaped.
+                Op::Timeout { spec } => opcode::Timeout::new(unsafe { &(*spec).kernel }).build(),
             }
             .user_data(ud);
             // SAFETY: the caller keeps the op's buffers valid until reaped.
@@ -122,6 +175,12 @@ impl Uring for io_uring::IoUring {
     #[inline]
     fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
         io_uring::IoUring::submit_and_wait(self, want)
+    }
+    #[inline]
+    fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize> {
+        let ts = io_uring::types::Timespec::from(limit);
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+        self.submitter().submit_with_args(want, &args)
     }
     #[inline]
     fn reap(&mut self, mut f: impl FnMut(u64, i32)) -> usize {
@@ -135,16 +194,35 @@ impl Uring for io_uring::IoUring {
 }
 
 /// Runs `op` with a blocking system call; returns the result as a CQE
-/// would carry it (a count or `-errno`).
+/// would carry it (a count, the ready poll events, or `-errno`; a timer
+/// that ran out gives `-ETIME`, as a TIMEOUT's CQE does).
 pub fn run_blocking(op: Op) -> i32 {
     // SAFETY: the caller of push_with/psync guarantees the buffers are valid
-    // for `len` bytes for the duration of the op.
+    // for `len` bytes, and a timer spec valid, for the duration of the op.
     let r = unsafe {
         match op {
             Op::Nop => 0,
             Op::Read { fd, buf, len, off } => libc::pread(fd, buf.cast(), len as usize, off as libc::off_t) as i64,
             Op::Write { fd, buf, len, off } => libc::pwrite(fd, buf.cast(), len as usize, off as libc::off_t) as i64,
             Op::Fsync { fd } => libc::fsync(fd) as i64,
+            Op::PollAdd { fd, events } => {
+                let mut p = libc::pollfd { fd, events: events as libc::c_short, revents: 0 };
+                match libc::poll(&mut p, 1, BLOCKING_LIMIT.as_millis() as libc::c_int) {
+                    0 => return -libc::ETIME,
+                    n if n > 0 => p.revents as u16 as i64,
+                    n => n as i64,
+                }
+            }
+            Op::Timeout { spec } => {
+                let d = (*spec).dur;
+                let ts = libc::timespec { tv_sec: d.as_secs() as libc::time_t, tv_nsec: d.subsec_nanos() as libc::c_long };
+                // clock_nanosleep returns the error number itself; a
+                // signal (EINTR) ends the sleep early, as it would a timer.
+                return match libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, core::ptr::null_mut()) {
+                    0 => -libc::ETIME,
+                    e => -e,
+                };
+            }
         }
     };
     if r < 0 {

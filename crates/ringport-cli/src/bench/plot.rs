@@ -16,9 +16,11 @@ const COLORS: [RGBColor; 5] = [
 /// One panel's lines: (backend, [(x, ops/s)]).
 type Lines = Vec<(Backend, Vec<(f64, f64)>)>;
 
+/// The panels: one per throughput workload (poll and timeout measure
+/// latency; their ops/s only follows from it, so they are not plotted).
 fn panels(figs: &[Figure]) -> Vec<(Kind, Lines)> {
     let mut out = Vec::new();
-    for kind in Kind::ALL {
+    for kind in Kind::ALL.into_iter().filter(|k| !k.is_latency()) {
         let pts: Vec<&Figure> = figs.iter().filter(|f| f.wl.kind == kind && f.wl.threads == 1 && f.skipped.is_none()).collect();
         if pts.is_empty() {
             continue;
@@ -57,7 +59,11 @@ pub fn write(figs: &[Figure], path: &Path, subtitle: &str) -> Result<(), String>
         values.dedup();
         let at = |x: f64| SegmentValue::CenterOf(values.iter().position(|v| *v as f64 == x).unwrap_or(0));
         let ymax = lines.iter().flat_map(|(_, l)| l.iter().map(|p| p.1)).fold(0.0f64, f64::max);
-        let xlabel = if *kind == Kind::Nop { "batch (NOPs per submit)" } else { "queue depth" };
+        let xlabel = match kind {
+            Kind::Nop => "batch (NOPs per submit)",
+            Kind::Sqpoll => "batch (NOPs per submit, SQPOLL ring)",
+            _ => "queue depth",
+        };
         let mut chart = ChartBuilder::on(&area)
             .caption(kind.name(), ("sans-serif", 16))
             .margin(12)

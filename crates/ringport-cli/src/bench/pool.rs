@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 struct Jobs {
     queue: VecDeque<(Op, u64)>,
@@ -52,15 +53,34 @@ impl Pool {
     }
 
     fn take_done(&mut self, want: usize) {
+        // Ready or not, this returns; a wait with no limit cannot time out.
+        let _ = self.take_done_until(want, None);
+    }
+
+    /// Moves finished jobs to `ready` once `want` are there, or at
+    /// `deadline`; false if the deadline came first.
+    fn take_done_until(&mut self, want: usize, deadline: Option<Instant>) -> bool {
         let mut done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ok = true;
         while self.ready.len() + done.len() < want {
-            done = self.shared.done_cv.wait(done).unwrap_or_else(|e| e.into_inner());
+            match deadline {
+                None => done = self.shared.done_cv.wait(done).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        ok = false;
+                        break;
+                    }
+                    done = self.shared.done_cv.wait_timeout(done, left).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
         }
         if self.ready.is_empty() {
             std::mem::swap(&mut self.ready, &mut *done);
         } else {
             self.ready.append(&mut done);
         }
+        ok
     }
 }
 
@@ -97,6 +117,13 @@ impl Uring for Pool {
     fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
         self.take_done(want);
         Ok(0)
+    }
+    fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize> {
+        if self.take_done_until(want, Some(Instant::now() + limit)) {
+            Ok(0)
+        } else {
+            Err(io::Error::from_raw_os_error(libc::ETIME))
+        }
     }
     fn reap(&mut self, mut f: impl FnMut(u64, i32)) -> usize {
         if self.ready.is_empty() {
