@@ -310,6 +310,11 @@ pub(crate) fn issue(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
 /// an error, or a short read/write. A failed request always posts its CQE,
 /// even with IOSQE_CQE_SKIP_SUCCESS.
 pub(crate) fn failed(req: &Req, res: i32) -> bool {
+    // The kernel never marks a LINK_TIMEOUT failed (fired, or not): with
+    // CQE_SKIP_SUCCESS it posts nothing either way.
+    if req.opcode == op::LINK_TIMEOUT {
+        return false;
+    }
     match &req.data {
         OpData::Rw(rw) => res < 0 || res as u64 != rw.total,
         OpData::Timeout(t) => t.failed(res),

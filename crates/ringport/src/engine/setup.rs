@@ -58,7 +58,8 @@ pub(crate) const FEATURES: u32 = abi::IORING_FEAT_NODROP
     | abi::IORING_FEAT_NATIVE_WORKERS
     | abi::IORING_FEAT_CQE_SKIP
     | abi::IORING_FEAT_FAST_POLL
-    | abi::IORING_FEAT_SQPOLL_NONFIXED;
+    | abi::IORING_FEAT_SQPOLL_NONFIXED
+    | abi::IORING_FEAT_POLL_32BITS;
 
 /// The kernel's parameter checks, in its order. Fills sq/cq entries.
 fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {

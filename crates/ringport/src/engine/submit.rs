@@ -52,6 +52,10 @@ pub(crate) struct SubmitState {
     chain_failed: bool,
     /// Task work queued during this call.
     tw: VecDeque<Tw>,
+    /// Requests finished inline whose CQEs are not posted yet: they count
+    /// as done for IO_DRAIN only once posted (else a drained request could
+    /// overtake them).
+    finished: u64,
     /// Requests submitted so far (every chain member counts).
     seq: u64,
     /// A CQE_SKIP_SUCCESS SQE was seen: IO_DRAIN is refused from now on,
@@ -161,7 +165,7 @@ fn submit_locked(ctx: &Arc<Ctx>, mut guard: std::sync::MutexGuard<'_, SubmitStat
             if must_wait(ctx, &req) {
                 wait_drain(ctx, Box::new(req), seq);
             } else {
-                queue(ctx, &mut req, &mut st.cqes, &mut st.tw);
+                queue(ctx, &mut req, &mut st.cqes, &mut st.tw, &mut st.finished);
             }
         }
         if stop {
@@ -205,6 +209,7 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
             ctx.post_inline(&mut st.cq, &st.cqes);
             st.cqes.clear();
         }
+        ctx.drain.count_inline(std::mem::take(&mut st.finished));
         // Held CQEs (DEFER_TASKRUN, IOPOLL) were produced before this
         // call's task work: post them first, since we are in enter anyway.
         if enter::in_enter(ctx) {
@@ -224,13 +229,12 @@ fn flush(ctx: &Arc<Ctx>, st: &mut SubmitState) {
         let round: Vec<Tw> = st.tw.drain(..).collect();
         for w in round {
             match w {
-                Tw::Issue(mut req) => queue(ctx, &mut req, &mut st.cqes, &mut st.tw),
+                Tw::Issue(mut req) => queue(ctx, &mut req, &mut st.cqes, &mut st.tw, &mut st.finished),
                 Tw::Cancel(req, quiet) => {
-                    let n = cancel_chain(req, quiet, &mut st.cqes);
-                    ctx.drain.count_inline(n);
+                    st.finished += cancel_chain(req, quiet, &mut st.cqes);
                 }
                 Tw::Complete(mut req, res) => {
-                    ctx.drain.count_inline(1);
+                    st.finished += 1;
                     if let Some(next) = finish(ctx, &mut req, res, 0, &mut st.cqes, Some(&mut st.tw)) {
                         st.tw.push_back(Tw::Issue(next));
                     }
@@ -258,6 +262,14 @@ fn wait_drain(ctx: &Ctx, req: Box<Req>, seq: u64) {
 fn queue_chain(ctx: &Arc<Ctx>, st: &mut SubmitState) {
     let failed = std::mem::take(&mut st.chain_failed);
     let mut reqs = std::mem::take(&mut st.chain);
+    // IO_DRAIN on any member drains the whole chain (the kernel marks the
+    // head), and what follows the chain waits behind it.
+    let drain = reqs.iter().any(|r| r.sqe_flags & abi::IOSQE_IO_DRAIN != 0);
+    if let Some(first) = reqs.first_mut() {
+        if drain {
+            first.sqe_flags |= abi::IOSQE_IO_DRAIN;
+        }
+    }
     let mut next: Option<Box<Req>> = None;
     while let Some(mut r) = reqs.pop() {
         r.link = next;
@@ -272,7 +284,7 @@ fn queue_chain(ctx: &Arc<Ctx>, st: &mut SubmitState) {
     if must_wait(ctx, &head) {
         wait_drain(ctx, head, seq);
     } else {
-        queue(ctx, &mut head, &mut st.cqes, &mut st.tw);
+        queue(ctx, &mut head, &mut st.cqes, &mut st.tw, &mut st.finished);
     }
 }
 
@@ -291,10 +303,10 @@ fn chain_len(req: &Req) -> u64 {
 /// for a worker or a parking place (moving it on the hot path costs a copy
 /// and a store-forwarding stall).
 #[inline(always)]
-fn queue(ctx: &Arc<Ctx>, req: &mut Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>) {
+fn queue(ctx: &Arc<Ctx>, req: &mut Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>, finished: &mut u64) {
     match issue_once(ctx, req, Mode::NonBlock) {
         Outcome::Done(res, flags) => {
-            ctx.drain.count_inline(1);
+            *finished += 1;
             if let Some(next) = finish(ctx, req, res, flags, out, Some(tw)) {
                 tw.push_back(Tw::Issue(next));
             }
@@ -341,8 +353,9 @@ pub(crate) fn complete_elsewhere(ctx: &Arc<Ctx>, mut req: Box<Req>, res: i32) {
     let before = chain_len(&req);
     let next = finish(ctx, &mut req, res, 0, &mut out, None);
     let left = next.as_deref().map_or(0, chain_len);
-    ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
     ctx.post(&out);
+    // Done for IO_DRAIN only once its CQE is out.
+    ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
     if let Some(next) = next {
         wq::punt(ctx.clone(), next);
     }
@@ -367,11 +380,12 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             Outcome::Punt => (-libc::EAGAIN, 0),
         };
         let next = finish(ctx, &mut req, res, flags, &mut out, None);
-        // Everything of the chain that is not still to run has finished.
+        // Everything of the chain that is not still to run has finished;
+        // it counts as done for IO_DRAIN once its CQEs are out.
         let left = next.as_deref().map_or(0, chain_len);
-        ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
         ctx.post(&out);
         out.clear();
+        ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
         for (req, res) in ctx.take_remote_tw() {
             complete_elsewhere(ctx, req, res);
         }
@@ -414,10 +428,15 @@ fn finish(
         None => None,
     };
     if let Some(lt) = lt {
+        // Disarmed is not failed: with CQE_SKIP_SUCCESS it posts nothing.
+        let quiet = lt.sqe_flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
         match tw.as_deref_mut() {
+            Some(tw) if quiet => tw.push_back(Tw::Cancel(lt, true)),
             Some(tw) => tw.push_back(Tw::Complete(lt, -libc::ECANCELED)),
             None => {
-                out.push(Cqe::new(lt.user_data, -libc::ECANCELED, 0));
+                if !quiet {
+                    out.push(Cqe::new(lt.user_data, -libc::ECANCELED, 0));
+                }
                 // An armed one left the chain, so the caller's count misses it.
                 if armed {
                     ctx.drain.done_async.fetch_add(1, Ordering::AcqRel);

@@ -69,6 +69,9 @@ pub(crate) fn prep_poll_add(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if multishot && sqe.flags() & abi::IOSQE_CQE_SKIP_SUCCESS != 0 {
         return Err(Errno(libc::EINVAL));
     }
+    // The whole 32-bit `poll32_events` is read (IORING_FEAT_POLL_32BITS);
+    // as in the kernel's demangle_poll, the 16 poll bits are what is
+    // waited for (EPOLLEXCLUSIVE has no meaning for one waiter per file).
     Ok(OpData::PollAdd(PollAdd {
         events: sqe.op_flags() & 0xffff,
         multishot,

@@ -49,8 +49,9 @@ struct Pending {
     /// Generation id of the armed timer.
     timer: u64,
     req: Box<Req>,
-    /// For a sequence timeout: the completion count that satisfies it.
-    target: Option<u32>,
+    /// For a sequence timeout: the completion count when it was armed, and
+    /// how many more completions satisfy it.
+    target: Option<(u32, u32)>,
     /// MULTISHOT firings left (0: unlimited).
     repeats: u32,
 }
@@ -202,7 +203,7 @@ fn deadline(flags: u32, sec: i64, nsec: i64, abs: bool) -> u64 {
 pub(crate) fn arm(ctx: &Arc<Ctx>, req: Box<Req>) {
     let OpData::Timeout(t) = &req.data else { return };
     let multishot = t.flags & abi::IORING_TIMEOUT_MULTISHOT != 0;
-    let target = (t.off != 0 && !multishot).then(|| ctx.completion_seq().wrapping_add(t.off));
+    let target = (t.off != 0 && !multishot).then(|| (ctx.completion_seq(), t.off));
     let repeats = if multishot { t.off } else { 0 };
     let when = deadline(t.flags, t.sec, t.nsec, t.flags & abi::IORING_TIMEOUT_ABS != 0);
     if target.is_some() {
@@ -251,7 +252,9 @@ pub(crate) fn flush_seq(ctx: &Arc<Ctx>) {
         let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
         let mut i = 0;
         while i < table.list.len() {
-            let reached = table.list[i].target.is_some_and(|t| seq.wrapping_sub(t) as i32 >= 0);
+            // Events since arming against events needed, both unsigned (the
+            // kernel's io_flush_timeouts): a count of 2^32-1 is never reached.
+            let reached = table.list[i].target.is_some_and(|(armed, off)| seq.wrapping_sub(armed) >= off);
             if reached {
                 let p = table.list.swap_remove(i);
                 timer::disarm(p.timer);
