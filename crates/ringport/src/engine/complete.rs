@@ -185,7 +185,7 @@ impl Ctx {
         let (empty, waiters) = {
             let mut guard = self.submit.lock().unwrap_or_else(|e| e.into_inner());
             let st = &mut guard.cq;
-            let mut space = self.cq_space(&st);
+            let mut space = self.cq_space(st);
             while space > 0 {
                 let Some(c) = st.backlog.pop_front() else { break };
                 self.rings.write_cqe(st.tail, c.user_data, c.res, c.flags, c.big);

@@ -99,6 +99,7 @@ pub(crate) fn clear_running() {
 
 /// Removes queued (not yet started) requests of `ctx` that `spec` matches:
 /// the first one, or all of them.
+#[allow(clippy::vec_box)] // the boxes move on to the completion path unchanged
 pub(crate) fn cancel_queued(ctx: &Ctx, spec: &Spec, all: bool) -> Vec<Box<Req>> {
     let me = ctx as *const Ctx;
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());

@@ -197,6 +197,7 @@ fn retry(ctx: &Arc<Ctx>, mut req: Box<Req>) {
 
 /// Takes up to `max` armed requests (polls and waiting reads/writes) that
 /// `spec` matches out of the reactor.
+#[allow(clippy::vec_box)] // the boxes move on to the completion path unchanged
 pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -> Vec<Box<Req>> {
     let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
     let keys: Vec<u64> = table

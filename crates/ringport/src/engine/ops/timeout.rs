@@ -94,7 +94,7 @@ pub(crate) fn issue_link_timeout(_ctx: &Ctx, _req: &mut Req, _mode: Mode) -> Iss
 /// If `req`'s next request is a LINK_TIMEOUT, detaches it from the chain
 /// (the chain goes on after it) and arms it for `req`.
 pub(crate) fn arm_link_timeout(ctx: &Arc<Ctx>, req: &mut Req) {
-    if !req.link.as_ref().is_some_and(|l| l.opcode == abi::op::LINK_TIMEOUT) {
+    if req.link.as_ref().is_none_or(|l| l.opcode != abi::op::LINK_TIMEOUT) {
         return;
     }
     let Some(mut lt) = req.link.take() else { return };
@@ -271,6 +271,7 @@ pub(crate) fn flush_seq(ctx: &Arc<Ctx>) {
 }
 
 /// Takes up to `max` pending timeouts that `spec` matches.
+#[allow(clippy::vec_box)] // the boxes move on to the completion path unchanged
 pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -> Vec<Box<Req>> {
     let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
