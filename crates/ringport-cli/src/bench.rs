@@ -6,6 +6,8 @@
 //! queue depths. Each figure is the median of several repetitions, each
 //! after a warm-up, with the backends interleaved so that a noisy neighbour
 //! hits them all alike; ratios are taken against the kernel in the same run.
+//! `ringport-trapped` runs the kernel backend's code in a worker process
+//! whose io_uring calls are intercepted ([`trapped`]).
 
 mod exec;
 mod files;
@@ -17,6 +19,9 @@ mod output;
 mod plot;
 mod pool;
 mod stats;
+mod trapped;
+
+pub use trapped::WORKER_COMMAND;
 
 use exec::{Backend, BackendResult, Env, Figure, Kind, Measured, Outcome, Workload};
 use files::TempFile;
@@ -30,8 +35,9 @@ const HELP: &str = "\
 usage: ringport bench [WORKLOAD...] [options]
 
 Runs io_uring workloads through ringport's Rust API and, in the same run,
-through the kernel's io_uring, a blocking pread/pwrite loop and a thread
-pool; prints ops/s, p50/p99 latency and the ratio to the kernel.
+through the kernel's io_uring, the interception path (raw io_uring syscalls
+trapped into ringport), a blocking pread/pwrite loop and a thread pool;
+prints ops/s, p50/p99 latency and the ratio to the kernel.
 
 Workloads (default: all of them):
   nop              push N NOPs, submit_and_wait(N), reap N (batch 1, 8, 32)
@@ -58,12 +64,18 @@ Workloads (default: all of them):
   is the p50 ratio (lower is better). poll, timeout and sqpoll run on one
   thread (pair) only: --threads does not apply to them.
 
-Backends (default: all that apply; nop and sqpoll run ringport and kernel):
+Backends (default: all that apply; nop and sqpoll run ringport, kernel
+and ringport-trapped):
   ringport          the ringport Rust API (plain function calls, no syscall)
   kernel            the kernel's io_uring (the io-uring crate); shown as
                     unavailable, with the reason, where setup fails
-  ringport-trapped  raw io_uring syscalls through the interception path:
-                    unavailable (interception library not built yet)
+  ringport-trapped  the kernel backend's code (the io-uring crate, raw
+                    io_uring syscalls) in a worker process that called
+                    ringport_preload::install(): every setup/enter/register
+                    traps (seccomp, SIGSYS) and is served by the engine, as
+                    for a C program under `ringport run`. Runs where the
+                    kernel refuses io_uring too; shown as unavailable, with
+                    the reason, where install() fails (no seccomp)
   psync             blocking pread/pwrite, one at a time (qd only sets how
                     many buffers it cycles through); poll(2) for poll,
                     clock_nanosleep for timeout
@@ -98,9 +110,14 @@ Options:
   --no-progress       no progress bar
   -h, --help          this text
 
+After the targets, for nop: the cost of one trapped io_uring_enter against
+one native one (per enter = batch / ops/s), ringport-trapped - kernel.
+
 For testing: with RINGPORT_BENCH_KERNEL_ERRNO=EPERM (or ENOSYS) in the
 environment, the kernel backend is shown as unavailable, as if
-io_uring_setup had failed with that error.";
+io_uring_setup had failed with that error; with
+RINGPORT_BENCH_TRAPPED_ERRNO=EPERM (or ENOSYS), ringport-trapped is, as if
+install() had failed with it.";
 
 /// The parsed command line.
 struct Opts {
@@ -338,6 +355,14 @@ fn thread_counts(max: usize) -> Vec<usize> {
     v
 }
 
+/// Runs the `ringport-trapped` worker process (`ringport
+/// __bench-trapped-worker FILE...`, started by `ringport bench` itself);
+/// returns the exit code.
+pub fn trapped_worker(args: &[OsString]) -> i32 {
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    trapped::worker_main(&args)
+}
+
 /// Runs `ringport bench ARGS`; returns the exit code.
 pub fn main(args: &[OsString]) -> i32 {
     let o = match parse(args) {
@@ -399,8 +424,14 @@ fn setup(o: &Opts, points: &[Workload], kernel_unavailable: Option<String>) -> R
     } else {
         None
     };
-    let mut env =
-        Env { kernel_unavailable, read_file: None, direct: None, write_files: Vec::new(), kernel_sqpoll_unavailable };
+    let mut env = Env {
+        kernel_unavailable,
+        read_file: None,
+        direct: None,
+        write_files: Vec::new(),
+        kernel_sqpoll_unavailable,
+        trapped_unavailable: None,
+    };
     if needs(Kind::RandRead) || needs(Kind::RandReadDirect) {
         let f = TempFile::create(&o.dir, "randread", o.file_mib << 20)
             .map_err(|e| format!("cannot create the test file in {}: {e}", o.dir.display()))?;
@@ -428,7 +459,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
     let points = plan(o);
     let kernel_unavailable = probe_kernel();
     let machine = machine::Machine::probe(&o.dir);
-    let info = RunInfo {
+    let mut info = RunInfo {
         machine,
         dir: o.dir.display().to_string(),
         kernel_unavailable: kernel_unavailable.clone(),
@@ -436,13 +467,27 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
         reps: o.reps,
         file_mib: o.file_mib,
         show_threads: o.threads > 1,
+        trapped: None,
     };
     let to_stdout = o.json.as_deref() == Some("-");
     let mut text = String::new();
     text.push_str(&output::header(&info));
     // The header goes out at once, so the user sees what runs.
     say(to_stdout, &text);
-    let env = setup(o, &points, kernel_unavailable)?;
+    let mut env = setup(o, &points, kernel_unavailable)?;
+    // The trapped backend's worker process, once the files it inherits exist.
+    let wants_trapped = points.iter().any(|w| {
+        let skipped = w.kind == Kind::RandReadDirect && matches!(env.direct, Some(Err(_)));
+        !skipped && backends_for(o, w.kind).contains(&Backend::Trapped)
+    });
+    let mut trapped = wants_trapped.then(|| trapped::Trapped::start(&env, trapped::Launcher::this_binary()));
+    if let Some(t) = &trapped {
+        env.trapped_unavailable = t.unavailable.clone();
+        info.trapped = Some(t.status());
+        let line = output::trapped_line(&info);
+        say(to_stdout, &line);
+        text.push_str(&line);
+    }
 
     let rep_dur = Duration::from_secs_f64(o.duration / o.reps as f64);
     let warm = (rep_dur / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
@@ -455,7 +500,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
     let measured_backends = |w: &Workload| -> Vec<Backend> {
         backends_for(o, w.kind)
             .into_iter()
-            .filter(|b| *b != Backend::Trapped && env.unavailable(*b, w.kind).is_none())
+            .filter(|b| env.unavailable(*b, w.kind).is_none())
             .collect()
     };
     let total: u64 =
@@ -488,7 +533,11 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
                 let b = run_list[i];
                 pb.set_message(format!("{} {}={} {} rep {}/{}", w.kind.name(), w.kind.param(), w.value, b.name(), rep + 1, o.reps));
                 if errors[i].is_none() {
-                    match exec::run_rep(&env, b, w, rep, warm, rep_dur) {
+                    let r = match (b, trapped.as_mut()) {
+                        (Backend::Trapped, Some(t)) => t.run_rep(w, rep, warm, rep_dur),
+                        _ => exec::run_rep(&env, b, w, rep, warm, rep_dur),
+                    };
+                    match r {
                         Ok((rate, lat)) => {
                             reps[i].push(rate);
                             lats[i].extend(lat);
@@ -501,9 +550,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
         }
         let mut results = Vec::new();
         for b in all {
-            let outcome = if b == Backend::Trapped {
-                Outcome::Unavailable(exec::TRAPPED_REASON.into())
-            } else if let Some(i) = run_list.iter().position(|x| *x == b) {
+            let outcome = if let Some(i) = run_list.iter().position(|x| *x == b) {
                 if let Some(e) = errors[i].take() {
                     failed = true;
                     Outcome::Failed(e)
@@ -526,6 +573,8 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
         figs.push(Figure { wl: *w, skipped: None, results });
     }
     pb.finish_and_clear();
+    // Ends and reaps the worker (before its files' descriptors close here).
+    drop(trapped);
     drop(env);
 
     let mut body = String::new();
@@ -540,6 +589,11 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
     if !t.is_empty() {
         body.push_str("\ntargets (ratios from this run):\n");
         body.push_str(&output::targets_text(&t));
+    }
+    let c = output::trap_costs(&figs);
+    if !c.is_empty() {
+        body.push_str("\ninterception cost (issue 3): time per io_uring_enter, trapped against native (each nop round is one enter: batch / ops/s):\n");
+        body.push_str(&output::trap_costs_text(&c));
     }
     say(to_stdout, &body);
     text.push_str(&body);

@@ -12,6 +12,9 @@ fn main() {
     let code = match args.first().and_then(|a| a.to_str()) {
         Some("bench") => bench::main(&args[1..]),
         Some("run") => run::main(&args[1..]),
+        // Hidden: the `ringport-trapped` backend's worker process, started
+        // by `ringport bench` itself (see bench/trapped.rs).
+        Some(bench::WORKER_COMMAND) => bench::trapped_worker(&args[1..]),
         Some("-h") | Some("--help") => {
             println!("{USAGE}");
             0

@@ -52,8 +52,6 @@ pub const READ_BLOCK: u32 = 4096;
 pub const WRITE_BLOCK: u32 = 64 * 1024;
 /// Writes per fsync in seqwrite (1 MiB).
 pub const FSYNC_EVERY: usize = 16;
-/// Why `ringport-trapped` has no figures yet.
-pub const TRAPPED_REASON: &str = "interception library not built yet";
 /// `sq_thread_idle` of the sqpoll workload's rings, in milliseconds.
 pub const SQPOLL_IDLE_MS: u32 = 10;
 
@@ -321,17 +319,22 @@ pub struct Env {
     /// Why the kernel cannot set up an SQPOLL ring, if it cannot (and its
     /// io_uring is otherwise available).
     pub kernel_sqpoll_unavailable: Option<String>,
+    /// Why the `ringport-trapped` worker process could not be started or
+    /// could not install interception, if so (see [`super::trapped`]).
+    pub trapped_unavailable: Option<String>,
 }
 
 impl Env {
-    /// Why backend `b` cannot run workload `kind` on this machine, if so
-    /// (the interception backend is handled apart).
+    /// Why backend `b` cannot run workload `kind` on this machine, if so.
+    /// `ringport-trapped` does not depend on the kernel's io_uring: the
+    /// engine serves its calls even where the kernel refuses them.
     pub fn unavailable(&self, b: Backend, kind: Kind) -> Option<String> {
         match b {
             Backend::Kernel => self
                 .kernel_unavailable
                 .clone()
                 .or_else(|| if kind == Kind::Sqpoll { self.kernel_sqpoll_unavailable.clone() } else { None }),
+            Backend::Trapped => self.trapped_unavailable.clone(),
             _ => None,
         }
     }
@@ -416,8 +419,10 @@ fn thread_body(b: Backend, spec: &Spec, warm: Duration, dur: Duration, barrier: 
             run_psync(spec, &bufs, &Ctl::calibrated(dur, &w)).expect("checked above")
         }
         Backend::Trapped => {
+            // Never in this process: the trapped backend runs the Kernel
+            // arm above in a worker process (see super::trapped).
             barrier.wait();
-            Err(io::Error::other(TRAPPED_REASON))
+            Err(io::Error::other("ringport-trapped runs in its worker process, not here"))
         }
     }
 }

@@ -73,6 +73,23 @@ impl Rng {
     }
 }
 
+/// Takes over `fd`, a descriptor a parent `ringport bench` let this process
+/// inherit: it is made close-on-exec again, and closed when the `File` is
+/// dropped. Fails if `fd` is not open, or is one of the standard streams.
+pub fn adopt_fd(fd: RawFd) -> io::Result<File> {
+    if fd <= 2 {
+        return Err(io::Error::other(format!("descriptor {fd} is a standard stream, not a test file")));
+    }
+    // SAFETY: F_SETFD on a descriptor number only changes its flags, or
+    // fails with EBADF if it is not open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::other(format!("descriptor {fd}: {}", io::Error::last_os_error())));
+    }
+    // SAFETY: fd is open (checked above) and was handed to this process for
+    // this use alone; nothing else here owns or closes it.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
 /// A temporary file. Its name is removed as soon as it is written, so that
 /// nothing is left behind even if the run is killed; the open descriptor
 /// keeps it alive until dropped.
@@ -104,6 +121,13 @@ impl TempFile {
         }
         file.sync_all()?;
         Ok(tf)
+    }
+    /// Takes over `fd`, a descriptor of a test file of `size` bytes that a
+    /// parent `ringport bench` let this process inherit (the
+    /// `ringport-trapped` worker): see [`adopt_fd`].
+    pub fn adopt(fd: RawFd, size: u64) -> io::Result<TempFile> {
+        let file = adopt_fd(fd)?;
+        Ok(TempFile { path: PathBuf::from(format!("/proc/self/fd/{fd}")), file, size })
     }
     /// The buffered descriptor.
     pub fn fd(&self) -> RawFd {
