@@ -65,6 +65,7 @@ extern "C" fn fork_child() {
     super::timer::TIMERS.reset();
     super::reactor::REACTOR.reset();
     super::registry::RINGS.reset();
+    super::aio::AIO.reset();
 }
 
 /// Installs the fork-child handler (once per process).

@@ -9,6 +9,7 @@
 //!    may block, punt it to the worker pool ([`wq`]);
 //! 4. [`complete`]: *post* — write the CQE, or queue it on the overflow backlog.
 
+pub(crate) mod aio;
 pub(crate) mod complete;
 pub(crate) mod enter;
 pub(crate) mod global;

@@ -328,6 +328,21 @@ pub(crate) fn park(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     match req.data {
         OpData::Timeout(_) => timeout::arm(ctx, req),
         OpData::PollAdd(_) => poll::arm(ctx, req),
+        OpData::Rw(ref rw) if rw.via_aio => {
+            let write = matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED);
+            let fd = req.file.raw();
+            let built = |r: &Req, id: u64, resfd: u32| match &r.data {
+                OpData::Rw(rw) => rw.iocb(fd, write, id, resfd),
+                _ => None,
+            };
+            if let Err(mut req) = super::aio::submit(ctx, req, built) {
+                // AIO could not take it: a worker does the I/O.
+                if let OpData::Rw(rw) = &mut req.data {
+                    rw.via_aio = false;
+                }
+                super::wq::punt(ctx.clone(), req);
+            }
+        }
         OpData::Rw(_) => {
             let write = matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED);
             poll::arm_retry(ctx, req, write)

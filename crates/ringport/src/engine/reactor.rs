@@ -16,10 +16,19 @@ use std::sync::{Arc, Mutex, Weak};
 /// What a ready registration calls: the ring, the key, and the events.
 pub(crate) type Ready = fn(&Arc<Ctx>, u64, u32);
 
+/// Who a registration belongs to.
+#[derive(Clone)]
+enum Owner {
+    /// A ring's armed request.
+    Ring(Weak<Ctx>, Ready),
+    /// A process-wide service (the AIO eventfd): key and events.
+    Global(fn(u64, u32)),
+}
+
 /// The reactor: an epoll instance and the owners of its registrations.
 pub(crate) struct Reactor {
     epfd: i32,
-    owners: Mutex<HashMap<u64, (Weak<Ctx>, Ready)>>,
+    owners: Mutex<HashMap<u64, Owner>>,
     started: AtomicBool,
 }
 
@@ -67,7 +76,23 @@ pub(crate) fn new_key() -> u64 {
 /// (EPOLL* bits, including EPOLLONESHOT/EPOLLET as wanted) under `key`.
 pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) -> Result<(), super::Errno> {
     let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
-    r.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (Arc::downgrade(ctx), ready));
+    add_owner(r, key, fd, events, Owner::Ring(Arc::downgrade(ctx), ready))
+}
+
+/// Registers `fd` for a process-wide service: `ready(key, events)` runs on
+/// readiness.
+pub(crate) fn add_global(key: u64, fd: i32, events: u32, ready: fn(u64, u32)) -> Result<(), super::Errno> {
+    let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
+    add_owner(r, key, fd, events, Owner::Global(ready))
+}
+
+/// Removes a process-wide registration.
+pub(crate) fn remove_global(key: u64, fd: i32) {
+    remove(key, fd);
+}
+
+fn add_owner(r: &Reactor, key: u64, fd: i32, events: u32, owner: Owner) -> Result<(), super::Errno> {
+    r.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(key, owner);
     let mut ev = libc::epoll_event { events, u64: key };
     // SAFETY: ev is a valid epoll_event; fd and epfd are open.
     if unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
@@ -115,10 +140,14 @@ fn run(r: &'static Reactor) {
         for ev in &events[..n as usize] {
             let (key, revents) = (ev.u64, ev.events);
             let owner = r.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-            if let Some((ctx, ready)) = owner {
-                if let Some(ctx) = ctx.upgrade() {
-                    ready(&ctx, key, revents);
+            match owner {
+                Some(Owner::Ring(ctx, ready)) => {
+                    if let Some(ctx) = ctx.upgrade() {
+                        ready(&ctx, key, revents);
+                    }
                 }
+                Some(Owner::Global(ready)) => ready(key, revents),
+                None => {}
             }
         }
     }

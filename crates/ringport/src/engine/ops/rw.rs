@@ -35,6 +35,43 @@ pub(crate) struct Rw {
     pub total: u64,
     /// Bytes already transferred by earlier (non-blocking) attempts.
     done: u64,
+    /// Chosen for asynchronous direct I/O (see `engine/aio.rs`).
+    pub via_aio: bool,
+}
+
+impl Rw {
+    /// The Linux AIO control block for this request (`aio_data` = `id`,
+    /// completion signalled on `resfd`), or None when AIO cannot express it
+    /// (the file position, a partly done transfer).
+    pub fn iocb(&self, fd: i32, write: bool, id: u64, resfd: u32) -> Option<libc::iocb> {
+        // <linux/aio_abi.h> opcodes and flags (not in libc or linux-raw-sys).
+        const PREAD: u16 = 0;
+        const PWRITE: u16 = 1;
+        const PREADV: u16 = 7;
+        const PWRITEV: u16 = 8;
+        const FLAG_RESFD: u32 = 1;
+        if self.off == u64::MAX || self.done != 0 || fd < 0 {
+            return None;
+        }
+        // SAFETY: iocb is plain integers; all-zero is valid.
+        let mut cb: libc::iocb = unsafe { core::mem::zeroed() };
+        cb.aio_data = id;
+        cb.aio_fildes = fd as u32;
+        cb.aio_offset = self.off as i64;
+        cb.aio_rw_flags = self.rw_flags;
+        cb.aio_flags = FLAG_RESFD;
+        cb.aio_resfd = resfd;
+        if self.iov.is_empty() {
+            cb.aio_lio_opcode = if write { PWRITE } else { PREAD };
+            cb.aio_buf = self.addr;
+            cb.aio_nbytes = (self.len as u64).min(MAX_RW_COUNT);
+        } else {
+            cb.aio_lio_opcode = if write { PWRITEV } else { PREADV };
+            cb.aio_buf = self.iov.as_ptr() as u64;
+            cb.aio_nbytes = self.iov.len() as u64;
+        }
+        Some(cb)
+    }
 }
 
 fn access_ok(addr: u64, len: u64) -> bool {
@@ -71,6 +108,7 @@ fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
         iov: Vec::new(),
         total: sqe.len() as u64,
         done: 0,
+        via_aio: false,
     })
 }
 
@@ -269,6 +307,21 @@ mod hints {
         h
     }
 
+    /// Re-checks O_DIRECT before a request goes to AIO (which runs buffered
+    /// I/O synchronously): a hint left by a closed fd whose number was reused
+    /// is forgotten.
+    pub fn still_direct(fd: i32) -> bool {
+        // SAFETY: F_GETFL only reads the file's status flags.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        let direct = fl >= 0 && fl & libc::O_DIRECT != 0;
+        if !direct {
+            if let Some(slot) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) {
+                slot.store(0, Ordering::Relaxed);
+            }
+        }
+        direct
+    }
+
     /// Records that `fd` refused RWF_NOWAIT for reads or writes.
     pub fn refused_nowait(fd: i32, write: bool) {
         let Some(slot) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) else { return };
@@ -333,6 +386,11 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     if nonblock && mode == Mode::NonBlock {
         let h = hints::get(fd);
         let refuses = h & if write { hints::NO_NOWAIT_WRITE } else { hints::NO_NOWAIT_READ } != 0;
+        if h & hints::DIRECT != 0 && rw.off != u64::MAX && rw.done == 0 && hints::still_direct(fd) {
+            // Direct I/O: start it asynchronously (engine/aio.rs).
+            rw.via_aio = true;
+            return Issue::Park;
+        }
         if h & hints::DIRECT != 0 || (refuses && h & hints::MEMFS == 0) {
             return Issue::Punt;
         }
