@@ -15,6 +15,7 @@
 //! use ringport::{opcode, Ring};
 //! let mut ring = Ring::new(8).unwrap();
 //! let nop = opcode::Nop::new().build().user_data(7);
+//! // SAFETY: a NOP points at no memory that could go away.
 //! unsafe { ring.submission().push(&nop).unwrap() };
 //! ring.submit_and_wait(1).unwrap();
 //! let cqe = ring.completion().next().unwrap();

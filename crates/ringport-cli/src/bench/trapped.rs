@@ -305,10 +305,10 @@ impl Worker {
         let keep: Vec<RawFd> = files.iter().map(|f| f.fd).collect();
         // SAFETY: getpid cannot fail.
         let parent = unsafe { libc::getpid() };
-        // SAFETY: the closure runs in the forked child before exec, and only
-        // makes async-signal-safe system calls (fcntl, prctl, getppid) on
-        // data captured before the fork; it allocates nothing (iterating a
-        // Vec and building an io::Error from an errno do not allocate).
+        // The closure runs in the forked child before exec; it allocates
+        // nothing (iterating a Vec, an io::Error from an errno).
+        // SAFETY: only async-signal-safe calls (fcntl, prctl, getppid) on
+        // data captured before the fork.
         unsafe {
             cmd.pre_exec(move || {
                 // Inherit the test files: FD_CLOEXEC off, in this child only
