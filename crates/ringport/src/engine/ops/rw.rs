@@ -269,9 +269,10 @@ fn completes_short(fd: i32) -> bool {
 }
 
 /// What the engine has learned about an fd, to route its I/O without a
-/// wasted attempt. Hints only steer performance: a stale one (the number
-/// reused for another file) can make an op slower, never wrong, because
-/// every path issues the same system call in the end.
+/// wasted attempt. A hint is keyed by fd number, and a number can be reused
+/// for another file, so a hint is only ever used after checking it against
+/// the file at hand (see `still_direct`): a stale one costs a system call,
+/// never a different result or CQE order.
 mod hints {
     use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -279,13 +280,6 @@ mod hints {
     pub const KNOWN: u8 = 1;
     /// O_DIRECT: RWF_NOWAIT never says EAGAIN, so it would block inline.
     pub const DIRECT: u8 = 2;
-    /// Reads refuse RWF_NOWAIT.
-    pub const NO_NOWAIT_READ: u8 = 4;
-    /// Writes refuse RWF_NOWAIT.
-    pub const NO_NOWAIT_WRITE: u8 = 8;
-    /// On a memory-backed file system (tmpfs, ramfs): I/O never waits on a
-    /// device, so it may run inline without RWF_NOWAIT.
-    pub const MEMFS: u8 = 16;
 
     const SLOTS: usize = 4096;
     static TABLE: [AtomicU8; SLOTS] = [const { AtomicU8::new(0) }; SLOTS];
@@ -307,9 +301,8 @@ mod hints {
         h
     }
 
-    /// Re-checks O_DIRECT before a request goes to AIO (which runs buffered
-    /// I/O synchronously): a hint left by a closed fd whose number was reused
-    /// is forgotten.
+    /// Re-checks O_DIRECT before a request goes to AIO: a hint left by a
+    /// closed fd whose number was reused is forgotten.
     pub fn still_direct(fd: i32) -> bool {
         // SAFETY: F_GETFL only reads the file's status flags.
         let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -321,22 +314,27 @@ mod hints {
         }
         direct
     }
+}
 
-    /// Records that `fd` refused RWF_NOWAIT for reads or writes.
-    pub fn refused_nowait(fd: i32, write: bool) {
-        let Some(slot) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) else { return };
-        let mut h = KNOWN | if write { NO_NOWAIT_WRITE } else { NO_NOWAIT_READ };
-        let mut fs = core::mem::MaybeUninit::<libc::statfs>::uninit();
-        // SAFETY: fs is a valid out-pointer.
-        if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } == 0 {
-            // SAFETY: fstatfs succeeded.
-            let t = unsafe { fs.assume_init() }.f_type;
-            if t == libc::TMPFS_MAGIC || t as u32 == linux_raw_sys::general::RAMFS_MAGIC {
-                h |= MEMFS;
-            }
-        }
-        slot.fetch_or(h, Ordering::Relaxed);
+/// True for a regular file on a memory-backed file system (tmpfs, ramfs):
+/// its I/O never waits on a device, so it may run inline without
+/// RWF_NOWAIT when the file refuses that flag. Checked per request.
+fn memfs_regular(fd: i32) -> bool {
+    let mut fs = core::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fs is a valid out-pointer.
+    if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } != 0 {
+        return false;
     }
+    // SAFETY: fstatfs succeeded.
+    let t = unsafe { fs.assume_init() }.f_type;
+    let mem = t == libc::TMPFS_MAGIC || t as u32 == linux_raw_sys::general::RAMFS_MAGIC;
+    mem && completes_short(fd) && !is_blockdev(fd)
+}
+
+fn is_blockdev(fd: i32) -> bool {
+    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a valid out-pointer.
+    unsafe { libc::fstat(fd, st.as_mut_ptr()) == 0 && st.assume_init().st_mode & libc::S_IFMT == libc::S_IFBLK }
 }
 
 /// `preadv2`/`pwritev2` as raw system calls: the engine is not a
@@ -383,21 +381,13 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     // In a worker, a pollable file is still never waited on by blocking:
     // like io-wq, try it non-blocking and wait in the reactor.
     let mut nonblock = !user_nowait && (mode == Mode::NonBlock || !completes_short(fd));
-    if nonblock && mode == Mode::NonBlock {
-        let h = hints::get(fd);
-        let refuses = h & if write { hints::NO_NOWAIT_WRITE } else { hints::NO_NOWAIT_READ } != 0;
-        if h & hints::DIRECT != 0 && rw.off != u64::MAX && rw.done == 0 && hints::still_direct(fd) {
+    if nonblock && mode == Mode::NonBlock && hints::get(fd) & hints::DIRECT != 0 && hints::still_direct(fd) {
+        if rw.off != u64::MAX && rw.done == 0 {
             // Direct I/O: start it asynchronously (engine/aio.rs).
             rw.via_aio = true;
             return Issue::Park;
         }
-        if h & hints::DIRECT != 0 || (refuses && h & hints::MEMFS == 0) {
-            return Issue::Punt;
-        }
-        if refuses {
-            // Memory-backed: plain inline I/O cannot wait on a device.
-            nonblock = false;
-        }
+        return Issue::Punt;
     }
     let mut flags = rw.rw_flags | if nonblock { libc::RWF_NOWAIT } else { 0 };
     let single;
@@ -436,18 +426,29 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
             // A pipe or socket: wait for readiness, then retry.
             return Issue::Park;
         }
-        if nonblock && e.0 == libc::EOPNOTSUPP && mode == Mode::NonBlock {
-            hints::refused_nowait(fd, write);
-            if hints::get(fd) & hints::MEMFS != 0 {
-                // Retry at once, inline, without RWF_NOWAIT.
-                return issue_rw(ctx, req, mode, write);
-            }
+        if nonblock && e.0 == libc::EOPNOTSUPP && mode == Mode::NonBlock && memfs_regular(fd) {
+            // A tmpfs/ramfs file that refuses RWF_NOWAIT: plain I/O cannot
+            // wait on a device, so retry it at once, inline.
+            nonblock = false;
+            flags &= !libc::RWF_NOWAIT;
+            off = if rw.off == u64::MAX { -1 } else { rw.off.wrapping_add(rw.done) as i64 };
+            let n = rw_syscall(write, fd, iov, off, flags);
+            return finish_rw(rw, n, nonblock, fd);
         }
         if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
             return Issue::Punt;
         }
-        let res = if rw.done > 0 { rw.done as i32 } else { e.neg() };
-        return Issue::Done(res, 0);
+    }
+    finish_rw(rw, n, nonblock, fd)
+}
+
+/// The outcome of a transfer that returned `n` (-1 with errno set): a
+/// count, or an error once nothing was transferred; a short non-blocking
+/// transfer on a regular file goes on in a worker.
+fn finish_rw(rw: &mut Rw, n: isize, nonblock: bool, fd: i32) -> Issue {
+    if n < 0 {
+        let e = Errno::last();
+        return Issue::Done(if rw.done > 0 { rw.done as i32 } else { e.neg() }, 0);
     }
     rw.done += n as u64;
     if nonblock && n > 0 && rw.done < rw.total && completes_short(fd) {
