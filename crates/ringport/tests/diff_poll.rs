@@ -201,6 +201,133 @@ scenario!(link_timeout_prep_errors, |ring, c| {
     reap!(ring, 4)
 });
 
+// A thread waiting in enter while polls are armed completes them itself
+// (ringport's "harvesting"); these check every hand-off around it.
+
+/// An enter result as a pseudo-CQE (user_data u64::MAX, res = -errno).
+fn enter_res(r: std::io::Result<usize>) -> (u64, i32, u32) {
+    (u64::MAX, r.map(|_| 0).unwrap_or_else(|e| -e.raw_os_error().unwrap_or(0)), 0)
+}
+
+/// Reads the CQ without entering, until `n` CQEs arrived or 5 s passed.
+macro_rules! spin_for {
+    ($ring:ident, $n:expr) => {{
+        let mut got: Cqes = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < $n && Instant::now() < deadline {
+            got.extend($ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            std::thread::yield_now();
+        }
+        got
+    }};
+}
+
+scenario!(readiness_after_a_timed_out_wait_still_completes, |ring, c| {
+    let p = Pipe::new(0);
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1));
+    let ts = c::types::Timespec::new().nsec(20_000_000);
+    let args = c::types::SubmitArgs::new().timespec(&ts);
+    let mut got = vec![enter_res(ring.submitter().submit_with_args(1, &args))];
+    // Nobody is in enter now: the readiness must still be completed.
+    p.put(b"x");
+    got.extend(spin_for!(ring, 1));
+    got
+});
+
+scenario!(waiter_with_armed_poll_wakes_for_a_timeout, |ring, c| {
+    let p = Pipe::new(0);
+    let ts = c::types::Timespec::new().nsec(20_000_000);
+    push!(
+        ring,
+        c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1),
+        c::opcode::Timeout::new(&ts).build().user_data(2),
+    );
+    let mut got = vec![enter_res(ring.submit_and_wait(1))];
+    got.extend(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+    push!(ring, c::opcode::PollRemove::new(1).build().user_data(3));
+    got.extend(reap!(ring, 2));
+    got
+});
+
+scenario!(other_rings_polls_complete_while_one_waits, |ring, c| {
+    let mut other = c::IoUring::new(8).map_err(|e| e.to_string())?;
+    let p = Pipe::new(0);
+    let q = Pipe::new(0);
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1));
+    push!(other, c::opcode::PollAdd::new(c::types::Fd(q.r), IN).build().user_data(2));
+    other.submit().unwrap();
+    let r = &ring;
+    let (waited, mut got) = std::thread::scope(|s| {
+        let t = s.spawn(move || enter_res(r.submit_and_wait(1)));
+        std::thread::sleep(Duration::from_millis(20));
+        // `ring`'s waiter sleeps; `other`'s poll is served regardless.
+        q.put(b"y");
+        let got = spin_for!(other, 1);
+        p.put(b"x");
+        (t.join().unwrap(), got)
+    });
+    got.push(waited);
+    got.extend(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+    got
+});
+
+scenario!(two_waiters_on_one_ring, |ring, c| {
+    let p = Pipe::new(0);
+    let q = Pipe::new(0);
+    push!(
+        ring,
+        c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1),
+        c::opcode::PollAdd::new(c::types::Fd(q.r), IN).build().user_data(2),
+    );
+    ring.submit().unwrap();
+    let r = &ring;
+    let mut got = std::thread::scope(|s| {
+        let a = s.spawn(move || enter_res(r.submit_and_wait(1)));
+        let b = s.spawn(move || enter_res(r.submit_and_wait(2)));
+        std::thread::sleep(Duration::from_millis(20));
+        p.put(b"x");
+        std::thread::sleep(Duration::from_millis(5));
+        q.put(b"y");
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    got.extend(sorted(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect()));
+    got
+});
+
+extern "C" fn on_usr1(_: i32) {}
+
+scenario!(signal_interrupts_a_waiter_with_armed_polls, |ring, c| {
+    // SAFETY: a handler that does nothing, installed with SA_RESTART (which
+    // enter ignores, as the kernel does).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let p = Pipe::new(0);
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1));
+    ring.submit().unwrap();
+    let r = &ring;
+    let mut got = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = s.spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tx.send(unsafe { libc::pthread_self() } as usize).unwrap();
+            enter_res(r.submit_and_wait(1))
+        });
+        let id = rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        // SAFETY: the thread is alive until joined below.
+        unsafe { libc::pthread_kill(id as libc::pthread_t, libc::SIGUSR1) };
+        vec![t.join().unwrap()]
+    });
+    // The poll is still armed: complete it.
+    p.put(b"x");
+    got.extend(reap!(ring, 1));
+    got
+});
+
 /// IORING_REGISTER_SYNC_CANCEL on a pending poll, then on nothing.
 #[test]
 fn sync_cancel_matches_kernel() {

@@ -268,6 +268,13 @@ impl Submitter<'_> {
         let arg = WaitArg { deadline: Some(deadline), sigmask: None };
         self.enter(want.min(u32::MAX as usize) as u32, abi::IORING_ENTER_GETEVENTS, arg)
     }
+    /// As `submit_and_wait`, with a timeout and/or a signal mask
+    /// (`IORING_ENTER_EXT_ARG`'s arguments).
+    pub fn submit_with_args(&self, want: usize, args: &types::SubmitArgs<'_>) -> io::Result<usize> {
+        let deadline = args.timespec.map(|t| ts_add(now(), t.0.tv_sec, t.0.tv_nsec));
+        let arg = WaitArg { deadline, sigmask: args.sigmask.copied() };
+        self.enter(want.min(u32::MAX as usize) as u32, abi::IORING_ENTER_GETEVENTS, arg)
+    }
     fn register(&self, opcode: u32, arg: u64, nr: u32) -> io::Result<()> {
         engine_reg::register(self.ring_ctx, opcode, arg, nr).map(|_| ()).map_err(Into::into)
     }

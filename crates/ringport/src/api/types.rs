@@ -80,6 +80,32 @@ impl From<std::time::Duration> for Timespec {
     }
 }
 
+/// What [`crate::Submitter::submit_with_args`] waits with: a timeout
+/// (relative, as `IORING_ENTER_EXT_ARG` takes it) and a signal mask to
+/// install while waiting.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SubmitArgs<'a> {
+    pub(crate) timespec: Option<&'a Timespec>,
+    pub(crate) sigmask: Option<&'a libc::sigset_t>,
+}
+
+impl<'a> SubmitArgs<'a> {
+    /// Neither a timeout nor a signal mask.
+    pub const fn new() -> SubmitArgs<'a> {
+        SubmitArgs { timespec: None, sigmask: None }
+    }
+    /// Gives up with `ETIME` after `timespec`.
+    pub const fn timespec(mut self, timespec: &'a Timespec) -> SubmitArgs<'a> {
+        self.timespec = Some(timespec);
+        self
+    }
+    /// Installs `sigmask` while waiting (atomically with the sleep).
+    pub const fn sigmask(mut self, sigmask: &'a libc::sigset_t) -> SubmitArgs<'a> {
+        self.sigmask = Some(sigmask);
+        self
+    }
+}
+
 /// Flags for [`crate::opcode::Timeout`] and [`crate::opcode::TimeoutUpdate`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimeoutFlags(pub(crate) u32);

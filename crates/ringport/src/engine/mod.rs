@@ -206,6 +206,10 @@ pub(crate) struct Ctx {
     pub sig_waiters: AtomicU32,
     /// Eventfd that wakes sigmask waiters, made on first use.
     pub sig_evfd: std::sync::OnceLock<std::os::fd::OwnedFd>,
+    /// The ring's own epoll instance for its armed polls, made on first use.
+    pub poller: std::sync::OnceLock<std::sync::Arc<reactor::RingPoller>>,
+    /// Serialises the poller's creation.
+    pub poller_init: Mutex<()>,
 }
 
 impl Ctx {

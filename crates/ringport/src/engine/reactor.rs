@@ -1,5 +1,5 @@
-//! The readiness reactor: one epoll instance and one thread for the whole
-//! process, serving every ring's armed polls.
+//! The readiness reactor: one epoll thread for the whole process, serving
+//! every ring's armed polls.
 //!
 //! An armed poll registers a private duplicate of the program's fd (epoll
 //! keys a registration on the fd *and* the open file, so one fd can be
@@ -7,10 +7,23 @@
 //! the kernel's poll does). Registrations are removed with EPOLL_CTL_DEL
 //! before the duplicate is closed: closing alone would leave it armed while
 //! the program's own fd keeps the file open.
+//!
+//! Each ring keeps its registrations in an epoll instance of its own (its
+//! [`RingPoller`]), nested, edge-triggered, in the reactor thread's epoll.
+//! A thread waiting in the ring's `enter(GETEVENTS)` while polls are armed
+//! sleeps on the ring's epoll itself and completes what becomes ready in its
+//! own context ("harvesting", see `wait.rs`): one wake-up per readiness, as
+//! the kernel's task work gives, instead of the reactor thread's and then the
+//! waiter's. While a ring has harvesters its registration in the reactor's
+//! epoll is disabled (events 0: the nested wake-up then does nothing), so the
+//! reactor thread is not woken at all; the last harvester to leave enables
+//! it again, and EPOLL_CTL_MOD queues it at once if events are pending, so
+//! nothing a harvester left behind waits.
 
-use super::Ctx;
+use super::{Ctx, Errno};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// What a ready registration calls: the ring, the key, and the events.
@@ -23,6 +36,8 @@ enum Owner {
     Ring(Weak<Ctx>, Ready),
     /// A process-wide service (the AIO eventfd): key and events.
     Global(fn(u64, u32)),
+    /// A ring's own epoll instance, nested in the reactor's.
+    Poller(Weak<RingPoller>),
 }
 
 /// The reactor: an epoll instance and the owners of its registrations.
@@ -30,6 +45,166 @@ pub(crate) struct Reactor {
     epfd: i32,
     owners: Mutex<HashMap<u64, Owner>>,
     started: AtomicBool,
+}
+
+/// Events taken per `epoll_wait` when harvesting.
+const HARVEST_BATCH: usize = 16;
+
+/// Room for one harvest's events.
+pub(crate) struct Events([libc::epoll_event; HARVEST_BATCH]);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events([libc::epoll_event { events: 0, u64: 0 }; HARVEST_BATCH])
+    }
+}
+
+/// A ring's epoll instance: where its armed polls are registered, and where
+/// its waiters sleep while polls are armed.
+pub(crate) struct RingPoller {
+    epfd: OwnedFd,
+    /// Its registration key in the reactor's epoll.
+    key: u64,
+    /// Registrations currently in `epfd`.
+    armed: AtomicU32,
+    /// Who watches `epfd`, changed under this lock.
+    watch: Mutex<Watch>,
+}
+
+/// Who watches a ring's poller.
+#[derive(Default)]
+struct Watch {
+    /// Threads harvesting (waiting on the poller in enter).
+    harvesters: u32,
+    /// The poller's registration in the reactor's epoll is enabled.
+    reactor: bool,
+}
+
+/// How a ring's poller is registered in the reactor's epoll when enabled.
+const POLLER_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
+
+impl RingPoller {
+    /// The epoll fd a harvester sleeps on, if polls are armed (otherwise a
+    /// plain futex wait is cheaper).
+    pub fn armed_fd(&self) -> Option<i32> {
+        (self.armed.load(Ordering::Acquire) > 0).then(|| self.epfd.as_raw_fd())
+    }
+
+    /// A thread starts harvesting this ring's events: the reactor thread's
+    /// watch goes off.
+    pub fn join(&self) {
+        let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        w.harvesters += 1;
+        if w.reactor {
+            self.set_reactor_watch(0);
+            w.reactor = false;
+        }
+    }
+
+    /// A harvester stops: the last one switches the reactor thread's watch
+    /// back on if polls are armed (EPOLL_CTL_MOD queues the poller at once
+    /// if events are pending, so nothing left behind waits); if none is,
+    /// the next [`add`] does.
+    pub fn leave(&self) {
+        let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        w.harvesters -= 1;
+        self.rewatch(&mut w);
+    }
+
+    /// With no harvester and polls armed, makes sure the reactor watches.
+    fn rewatch(&self, w: &mut Watch) {
+        if w.harvesters == 0 && !w.reactor && self.armed.load(Ordering::Acquire) > 0 {
+            self.set_reactor_watch(POLLER_EVENTS);
+            w.reactor = true;
+        }
+    }
+
+    fn set_reactor_watch(&self, events: u32) {
+        let r = REACTOR.get();
+        let mut ev = libc::epoll_event { events, u64: self.key };
+        // SAFETY: ev is a valid epoll_event; both fds are open (the reactor's
+        // for the process's life, ours while self lives).
+        unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_MOD, self.epfd.as_raw_fd(), &mut ev) };
+    }
+
+    /// Takes the ready events without sleeping and runs their owners.
+    /// Returns how many there were.
+    pub fn harvest(&self) -> usize {
+        let mut events = Events::default();
+        let n = self.take(&mut events);
+        self.run(&events, n);
+        n
+    }
+
+    /// A harvester's sleep: waits up to `timeout` (relative; None = no
+    /// limit) with `sigmask` swapped in atomically, for the ring's armed
+    /// polls or its wait eventfd `wake_fd` (which it drains). Returns how many
+    /// events it put in `events` (for [`RingPoller::run`]), or `EINTR` once
+    /// a signal handler ran.
+    ///
+    /// It sleeps in `ppoll` and then takes the events, one syscall more than
+    /// `epoll_pwait2`, because `epoll_pwait2` also fails with EINTR when only
+    /// task work (a kernel io_uring's, for one) woke the thread, where
+    /// `ppoll` restarts by itself. The eventfd is polled directly, not
+    /// through the epoll instance: whoever else harvests the instance (the
+    /// reactor thread, still finishing a batch) could take its edge.
+    pub fn sleep(
+        &self,
+        wake_fd: i32,
+        timeout: Option<&libc::timespec>,
+        sigmask: Option<&libc::sigset_t>,
+        events: &mut Events,
+    ) -> Result<usize, Errno> {
+        let epfd = self.epfd.as_raw_fd();
+        let tp = timeout.map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        let mp = sigmask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t);
+        let mut pfds = [
+            libc::pollfd { fd: wake_fd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfds; tp and mp are null or valid.
+        let r = unsafe { libc::ppoll(pfds.as_mut_ptr(), 2, tp, mp) };
+        if r < 0 {
+            return Err(Errno::last());
+        }
+        if pfds[0].revents != 0 {
+            let mut v = 0u64;
+            // SAFETY: reading 8 bytes into a u64 from the ring's non-blocking
+            // eventfd.
+            unsafe { libc::read(wake_fd, (&mut v as *mut u64).cast(), 8) };
+        }
+        if pfds[1].revents == 0 {
+            return Ok(0);
+        }
+        // SAFETY: events has room for HARVEST_BATCH entries; timeout 0.
+        let n = unsafe { libc::epoll_wait(epfd, events.0.as_mut_ptr(), HARVEST_BATCH as i32, 0) };
+        Ok(n.max(0) as usize)
+    }
+
+    /// Takes what is ready without sleeping into `events`.
+    fn take(&self, events: &mut Events) -> usize {
+        // SAFETY: events has room for HARVEST_BATCH entries; timeout 0.
+        let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.0.as_mut_ptr(), HARVEST_BATCH as i32, 0) };
+        n.max(0) as usize
+    }
+
+    /// Runs the owners of the first `n` events [`RingPoller::sleep`] gave.
+    pub fn run(&self, events: &Events, n: usize) {
+        let r = REACTOR.get();
+        for ev in &events.0[..n.min(HARVEST_BATCH)] {
+            dispatch(r, ev.u64, ev.events);
+        }
+    }
+}
+
+impl Drop for RingPoller {
+    fn drop(&mut self) {
+        // Closing the instance's only fd (OwnedFd, next) also takes it out of
+        // the reactor's epoll.
+        if let Some(r) = REACTOR.peek() {
+            r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        }
+    }
 }
 
 /// The process's reactor (started afresh in a fork child).
@@ -72,53 +247,102 @@ pub(crate) fn new_key() -> u64 {
     NEXT_KEY.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The ring's poller, created (and nested in the reactor's epoll) on first
+/// use.
+fn poller(r: &Reactor, ctx: &Ctx) -> Result<Arc<RingPoller>, Errno> {
+    if let Some(p) = ctx.poller.get() {
+        return Ok(p.clone());
+    }
+    let _guard = ctx.poller_init.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = ctx.poller.get() {
+        return Ok(p.clone());
+    }
+    // SAFETY: plain syscall; the result is checked.
+    let raw = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: raw is a fresh fd we own.
+    let epfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let p = Arc::new(RingPoller {
+        epfd,
+        key: new_key(),
+        armed: AtomicU32::new(0),
+        watch: Mutex::new(Watch { harvesters: 0, reactor: true }),
+    });
+    add_owner(r, p.key, raw, POLLER_EVENTS, Owner::Poller(Arc::downgrade(&p)))?;
+    let _ = ctx.poller.set(p.clone());
+    Ok(p)
+}
+
 /// Registers `fd` (a private duplicate the caller owns) for `events`
-/// (EPOLL* bits, including EPOLLONESHOT/EPOLLET as wanted) under `key`.
-pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) -> Result<(), super::Errno> {
-    let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
-    add_owner(r, key, fd, events, Owner::Ring(Arc::downgrade(ctx), ready))
+/// (EPOLL* bits, including EPOLLONESHOT/EPOLLET as wanted) under `key`, in
+/// the ring's own epoll instance.
+pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) -> Result<(), Errno> {
+    let r = reactor().ok_or(Errno(libc::ENOMEM))?;
+    let p = poller(r, ctx)?;
+    r.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Owner::Ring(Arc::downgrade(ctx), ready));
+    let mut ev = libc::epoll_event { events, u64: key };
+    // SAFETY: ev is a valid epoll_event; fd and the poller's epfd are open.
+    if unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        let e = Errno::last();
+        r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        return Err(e);
+    }
+    p.armed.fetch_add(1, Ordering::AcqRel);
+    p.rewatch(&mut p.watch.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(())
 }
 
 /// Registers `fd` for a process-wide service: `ready(key, events)` runs on
 /// readiness.
-pub(crate) fn add_global(key: u64, fd: i32, events: u32, ready: fn(u64, u32)) -> Result<(), super::Errno> {
-    let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
+pub(crate) fn add_global(key: u64, fd: i32, events: u32, ready: fn(u64, u32)) -> Result<(), Errno> {
+    let r = reactor().ok_or(Errno(libc::ENOMEM))?;
     add_owner(r, key, fd, events, Owner::Global(ready))
 }
 
 /// Removes a process-wide registration.
 pub(crate) fn remove_global(key: u64, fd: i32) {
-    remove(key, fd);
+    if let Some(r) = reactor() {
+        // SAFETY: EPOLL_CTL_DEL ignores the event argument.
+        unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+        r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    }
 }
 
-fn add_owner(r: &Reactor, key: u64, fd: i32, events: u32, owner: Owner) -> Result<(), super::Errno> {
+fn add_owner(r: &Reactor, key: u64, fd: i32, events: u32, owner: Owner) -> Result<(), Errno> {
     r.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(key, owner);
     let mut ev = libc::epoll_event { events, u64: key };
     // SAFETY: ev is a valid epoll_event; fd and epfd are open.
     if unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-        let e = super::Errno::last();
+        let e = Errno::last();
         r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         return Err(e);
     }
     Ok(())
 }
 
-/// Changes the events of a registration (re-enables a fired EPOLLONESHOT).
-pub(crate) fn modify(key: u64, fd: i32, events: u32) -> Result<(), super::Errno> {
-    let r = reactor().ok_or(super::Errno(libc::ENOMEM))?;
+/// Changes the events of a ring's registration (re-enables a fired
+/// EPOLLONESHOT).
+pub(crate) fn modify(ctx: &Ctx, key: u64, fd: i32, events: u32) -> Result<(), Errno> {
+    let p = ctx.poller.get().ok_or(Errno(libc::ENOENT))?;
     let mut ev = libc::epoll_event { events, u64: key };
     // SAFETY: as in add.
-    if unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) } != 0 {
-        return Err(super::Errno::last());
+    if unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) } != 0 {
+        return Err(Errno::last());
     }
     Ok(())
 }
 
-/// Removes a registration. The caller closes `fd` afterwards.
-pub(crate) fn remove(key: u64, fd: i32) {
-    if let Some(r) = reactor() {
+/// Removes a ring's registration. The caller closes `fd` afterwards.
+pub(crate) fn remove(ctx: &Ctx, key: u64, fd: i32) {
+    if let Some(p) = ctx.poller.get() {
         // SAFETY: EPOLL_CTL_DEL ignores the event argument.
-        unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
+        if unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) } == 0 {
+            p.armed.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    if let Some(r) = REACTOR.peek() {
         r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     }
 }
@@ -138,17 +362,28 @@ fn run(r: &'static Reactor) {
             continue;
         }
         for ev in &events[..n as usize] {
-            let (key, revents) = (ev.u64, ev.events);
-            let owner = r.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-            match owner {
-                Some(Owner::Ring(ctx, ready)) => {
-                    if let Some(ctx) = ctx.upgrade() {
-                        ready(&ctx, key, revents);
-                    }
-                }
-                Some(Owner::Global(ready)) => ready(key, revents),
-                None => {}
+            dispatch(r, ev.u64, ev.events);
+        }
+    }
+}
+
+/// Runs the owner of a ready registration (on the reactor thread, or on a
+/// harvesting waiter's).
+fn dispatch(r: &Reactor, key: u64, revents: u32) {
+    let owner = r.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    match owner {
+        Some(Owner::Ring(ctx, ready)) => {
+            if let Some(ctx) = ctx.upgrade() {
+                ready(&ctx, key, revents);
             }
         }
+        Some(Owner::Global(ready)) => ready(key, revents),
+        Some(Owner::Poller(p)) => {
+            // Edge-triggered: take everything, or no new edge comes.
+            if let Some(p) = p.upgrade() {
+                while p.harvest() == HARVEST_BATCH {}
+            }
+        }
+        None => {}
     }
 }

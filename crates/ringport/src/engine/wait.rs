@@ -10,6 +10,12 @@
 //! the mask must be swapped in atomically with the sleep, as `ppoll` does;
 //! a futex cannot do that, so those waits sleep in `ppoll` on a per-ring
 //! eventfd that posters write while `Ctx::sig_waiters` is non-zero.
+//!
+//! While the ring has polls armed, a waiter sleeps in that same `ppoll`,
+//! also watching the ring's epoll instance, and completes ready requests
+//! itself ("harvesting", see `reactor.rs`): a readiness then costs one
+//! wake-up, as on the kernel. `ppoll` is never restarted after a handler
+//! (whatever `SA_RESTART` says), which is the EINTR rule we need.
 
 use super::{Ctx, Errno};
 use std::sync::atomic::AtomicU32;
@@ -104,9 +110,19 @@ impl Ctx {
         let timeouts = self.cq_timeouts.load(std::sync::atomic::Ordering::Acquire);
         let far = ts_add(now(), 86_400 * 365, 0);
         let deadline = arg.deadline.unwrap_or(far);
-        let res = match arg.sigmask {
-            None => self.wait_futex(min, &deadline, timeouts),
-            Some(mask) => self.wait_sigmask(min, &deadline, &mask, timeouts),
+        let poller = self.poller.get().filter(|p| p.armed_fd().is_some());
+        let res = match (arg.sigmask, poller) {
+            (None, None) => self.wait_futex(min, &deadline, timeouts),
+            (mask, poller) => {
+                if let Some(p) = poller {
+                    p.join();
+                }
+                let r = self.wait_ppoll(min, &deadline, mask.as_ref(), poller.map(|p| &**p), timeouts);
+                if let Some(p) = poller {
+                    p.leave();
+                }
+                r
+            }
         };
         match res {
             Err(_) if self.cq_ready() > 0 => Ok(()),
@@ -139,12 +155,21 @@ impl Ctx {
         }
     }
 
-    /// A wait with a temporary signal mask: `ppoll` swaps the mask in
-    /// atomically with the sleep. Posters write the ring's wait eventfd while
+    /// A wait in `ppoll`: with a temporary signal mask (swapped in
+    /// atomically with the sleep), and/or harvesting the ring's armed polls
+    /// from `poller`. Posters write the ring's wait eventfd while
     /// `sig_waiters` is non-zero (registered under the CQ lock, as the futex
     /// path's waiters are).
-    fn wait_sigmask(&self, min: u32, deadline: &libc::timespec, mask: &libc::sigset_t, timeouts: u32) -> Result<(), Errno> {
+    fn wait_ppoll(
+        &self,
+        min: u32,
+        deadline: &libc::timespec,
+        mask: Option<&libc::sigset_t>,
+        poller: Option<&super::reactor::RingPoller>,
+        timeouts: u32,
+    ) -> Result<(), Errno> {
         let efd = self.sig_eventfd()?;
+        let mut events = super::reactor::Events::default();
         loop {
             self.run_deferred();
             self.flush_overflow();
@@ -168,15 +193,35 @@ impl Ctx {
                 tv_sec: (rel_ns / 1_000_000_000) as libc::time_t,
                 tv_nsec: (rel_ns % 1_000_000_000) as libc::c_long,
             };
-            let mut pfd = libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd; rel and mask are valid for the call.
-            let r = unsafe { libc::ppoll(&mut pfd, 1, &rel, mask) };
-            let err = (r < 0).then(Errno::last);
+            let maskp = mask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t);
+            let mut got = 0;
+            let err = match poller {
+                Some(p) => match p.sleep(efd, Some(&rel), mask, &mut events) {
+                    Ok(n) => {
+                        got = n;
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+                None => {
+                    let mut pfd = libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 };
+                    // SAFETY: one valid pollfd; rel is valid; maskp is null
+                    // or a valid sigset for the call.
+                    let r = unsafe { libc::ppoll(&mut pfd, 1, &rel, maskp) };
+                    let err = (r < 0).then(Errno::last);
+                    if r > 0 {
+                        let mut v = 0u64;
+                        // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd.
+                        unsafe { libc::read(efd, (&mut v as *mut u64).cast(), 8) };
+                    }
+                    err
+                }
+            };
+            // Unregistered first: completions we run ourselves need no
+            // eventfd write to wake us.
             self.wait_unregister(true);
-            if r > 0 {
-                let mut v = 0u64;
-                // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd.
-                unsafe { libc::read(efd, (&mut v as *mut u64).cast(), 8) };
+            if let (Some(p), 1..) = (poller, got) {
+                p.run(&events, got);
             }
             if let Some(e) = err {
                 if e.0 == libc::EINTR {

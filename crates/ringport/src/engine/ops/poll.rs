@@ -178,12 +178,16 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     }
     let Some(a) = table.armed.remove(&key) else { return };
     drop(table);
-    reactor::remove(key, a.fd.as_raw_fd());
-    drop(a.fd);
+    // The registration was one-shot: it cannot fire again, so it is taken
+    // down after the completion. (Left in place, disabled, it would stay on
+    // the file's wait queue and slow every later wake-up and EPOLL_CTL_ADD.)
+    let fd = a.fd;
     match a.kind {
         Kind::Poll => submit::complete_elsewhere(ctx, a.req, mask as i32),
         Kind::Retry => retry(ctx, a.req),
     }
+    reactor::remove(ctx, key, fd.as_raw_fd());
+    drop(fd);
 }
 
 /// Retries a read or write now that its file is ready.
@@ -210,7 +214,7 @@ pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
         if let Some(a) = table.armed.remove(&key) {
-            reactor::remove(key, a.fd.as_raw_fd());
+            reactor::remove(ctx, key, a.fd.as_raw_fd());
             out.push(a.req);
         }
     }
@@ -228,7 +232,7 @@ pub(crate) fn take(ctx: &Ctx, user_data: u64, any_kind: bool) -> Option<Box<Req>
         .map(|(k, _)| *k)?;
     let a = table.armed.remove(&key)?;
     drop(table);
-    reactor::remove(key, a.fd.as_raw_fd());
+    reactor::remove(ctx, key, a.fd.as_raw_fd());
     Some(a.req)
 }
 
@@ -256,7 +260,7 @@ pub(crate) fn issue_poll_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue 
         if let OpData::PollAdd(p) = &mut a.req.data {
             p.events = ev;
         }
-        if let Err(e) = reactor::modify(key, a.fd.as_raw_fd(), a.events) {
+        if let Err(e) = reactor::modify(ctx, key, a.fd.as_raw_fd(), a.events) {
             return Issue::Done(e.neg(), 0);
         }
     }
