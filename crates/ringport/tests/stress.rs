@@ -1,11 +1,50 @@
 //! Stress: threads submitting a random mix of ops, links, timeouts, polls
 //! and cancels for a bounded time. Every SQE must get exactly one final CQE
 //! (a multishot request: CQEs with F_MORE, then exactly one without), no fd
-//! may leak, nothing may hang, and the thread count stays bounded.
+//! may leak, no heap memory may leak, nothing may hang, and the thread count
+//! stays bounded.
 
 use ringport::{cqueue, opcode, squeue::Flags, types, Ring};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// The global allocator, counting the bytes in use (to catch leaks).
+struct Counting;
+
+static LIVE_BYTES: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counter is only bookkeeping.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { std::alloc::System.alloc(l) };
+        if !p.is_null() {
+            LIVE_BYTES.fetch_add(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's pointer, layout and size.
+        let q = unsafe { std::alloc::System.realloc(p, l, new) };
+        if !q.is_null() {
+            LIVE_BYTES.fetch_add(new as isize - l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live_bytes() -> isize {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// xorshift64*: a small deterministic PRNG (seeded per thread).
 struct Rng(u64);
@@ -193,20 +232,36 @@ fn mixed_ops_from_many_threads() {
     }
     let fds_before = fd_count();
     let list_before = fd_list();
-    let budget = Duration::from_millis(2500);
-    let handles: Vec<_> = (0..4u64).map(|t| std::thread::spawn(move || worker(0x9e37_79b9 * (t + 1), budget))).collect();
-    let mut total = 0;
-    for h in handles {
-        total += h.join().expect("a stress thread failed");
-    }
-    println!("stress: {total} requests, each with exactly one final CQE");
+    // A first round grows the engine's process-wide tables to their working
+    // size; the second must then give back every byte it takes.
+    let round = |budget: Duration| -> u64 {
+        let handles: Vec<_> = (0..4u64).map(|t| std::thread::spawn(move || worker(0x9e37_79b9 * (t + 1), budget))).collect();
+        handles.into_iter().map(|h| h.join().expect("a stress thread failed")).sum()
+    };
+    let settle = || {
+        // Workers still finishing a cancelled chain, dups still closing.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fd_count() > fds_before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let warm = round(Duration::from_millis(700));
+    settle();
+    let bytes_before = live_bytes();
+    let total = round(Duration::from_millis(2000));
+    println!("stress: {warm} + {total} requests, each with exactly one final CQE");
     assert!(total > 1000, "too little work done: {total}");
     let threads = thread_count();
     assert!(threads < 300, "thread count grew to {threads}");
     // Every ring, reactor registration and private dup is gone.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fd_count() > fds_before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    settle();
     assert_eq!(fd_count(), fds_before, "fds leaked: before {list_before:?}, after {:?}", fd_list());
+    // Every request's memory came back. What may grow is the high-water
+    // capacity of process-wide tables (a hash map or heap doubling once
+    // more: a few hundred KiB, independent of the request count); a leak of
+    // a request (a few hundred bytes each) would show as tens of MiB.
+    let grown = live_bytes() - bytes_before;
+    println!("stress: heap in use grew by {grown} bytes over {total} requests");
+    assert!(grown < 4 << 20, "heap grew by {grown} bytes over {total} requests");
+    assert!(total > 50_000 || grown < 1 << 20, "too few requests ({total}) to bound a leak with {grown} bytes");
 }

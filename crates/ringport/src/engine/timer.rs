@@ -3,7 +3,9 @@
 //!
 //! Deadlines are CLOCK_MONOTONIC nanoseconds. Cancelling is lazy: an entry
 //! carries a generation id, and the owner (a ring's timeout table) ignores a
-//! firing whose id it no longer holds. The thread sleeps on a futex with an
+//! firing whose id it no longer holds. So that disarmed timers (every
+//! LINK_TIMEOUT whose request finished in time) do not pile up until their
+//! deadlines, the heap is compacted once stale entries outnumber live ones. The thread sleeps on a futex with an
 //! absolute deadline and a 1 ns timer slack, so timers fire promptly.
 
 use super::wait::futex_wait_until;
@@ -84,6 +86,10 @@ pub(crate) fn disarm(id: u64) {
     let mut g = TIMERS.get().state.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(st) = g.as_mut() {
         st.entries.remove(&id);
+        if st.heap.len() > 2 * st.entries.len() + 64 {
+            let live = &st.entries;
+            st.heap.retain(|Reverse((_, id))| live.contains_key(id));
+        }
     }
 }
 
