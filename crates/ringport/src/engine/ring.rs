@@ -121,7 +121,8 @@ impl Geometry {
 /// Sizes the sparse ring file. RLIMIT_FSIZE applies to memfds: under a low
 /// limit `ftruncate` fails with EFBIG *and* raises SIGXFSZ, whose default
 /// action kills the program. The signal is blocked around the call and a
-/// SIGXFSZ it raised is consumed, so setup fails with EFBIG instead (the
+/// SIGXFSZ it raised is consumed; the limit is lifted for a second attempt
+/// where the process may do so, and otherwise setup fails with EFBIG (the
 /// kernel's rings have no such limit; see docs/ARCHITECTURE.md).
 fn size_file(fd: i32, len: usize) -> Result<(), Errno> {
     // SAFETY: sigset operations on locals; pthread_sigmask and sigtimedwait
@@ -132,9 +133,31 @@ fn size_file(fd: i32, len: usize) -> Result<(), Errno> {
         libc::sigaddset(block.as_mut_ptr(), libc::SIGXFSZ);
         let mut old = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
         libc::pthread_sigmask(libc::SIG_BLOCK, block.as_ptr(), old.as_mut_ptr());
-        let r = libc::ftruncate(fd, len as libc::off_t);
-        let err = (r != 0).then(Errno::last);
-        if err == Some(Errno(libc::EFBIG)) && libc::sigismember(old.as_ptr(), libc::SIGXFSZ) == 0 {
+        let mut r = libc::ftruncate(fd, len as libc::off_t);
+        let mut err = (r != 0).then(Errno::last);
+        let signalled = err == Some(Errno(libc::EFBIG));
+        if signalled {
+            // The program's RLIMIT_FSIZE is below the ring file's size. Lift
+            // it for this one call where we may (up to the hard limit, or
+            // past it with CAP_SYS_RESOURCE), then put it back. Another
+            // thread's write in this window is not limited: the price of
+            // rings the kernel would give without any file.
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) == 0 {
+                let raised = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+                let soft_only = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+                let lifted = libc::setrlimit(libc::RLIMIT_FSIZE, &raised) == 0
+                    || (lim.rlim_max >= len as libc::rlim_t && libc::setrlimit(libc::RLIMIT_FSIZE, &soft_only) == 0);
+                if lifted {
+                    r = libc::ftruncate(fd, len as libc::off_t);
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                    if r == 0 {
+                        err = None;
+                    }
+                }
+            }
+        }
+        if signalled && libc::sigismember(old.as_ptr(), libc::SIGXFSZ) == 0 {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             libc::sigtimedwait(block.as_ptr(), core::ptr::null_mut(), &zero);
         }
