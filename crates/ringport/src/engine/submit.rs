@@ -368,9 +368,19 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     let mut out = Vec::new();
     loop {
         let before = chain_len(&req);
-        wq::set_running(ctx, &req);
-        let outcome = issue_once(ctx, &mut req, Mode::Block);
-        wq::clear_running();
+        let outcome = loop {
+            wq::set_running(ctx, &req);
+            let window = wq::Interruptible::new();
+            let outcome = issue_once(ctx, &mut req, Mode::Block);
+            drop(window);
+            let cancelled = wq::clear_running();
+            // EINTR without a cancel: the interrupt was meant for this
+            // worker's previous request; the call had no effect, so again.
+            if !cancelled && matches!(outcome, Outcome::Done(r, _) if r == -libc::EINTR) {
+                continue;
+            }
+            break outcome;
+        };
         let (res, flags) = match outcome {
             Outcome::Done(res, flags) => (res, flags),
             Outcome::Park => {

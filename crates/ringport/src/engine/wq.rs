@@ -5,6 +5,18 @@
 //! created on demand while work waits and no worker is idle, up to a cap, and
 //! exit after a while without work. They block every signal, so that signals
 //! meant for the program reach the program's own threads.
+//!
+//! Cancelling a request that a worker is running (the kernel's io-wq
+//! `io_wq_worker_cancel`) marks it cancelled and signals that thread, so a
+//! blocking call that sleeps interruptibly (a splice from an empty pipe, say)
+//! returns EINTR; the cancel itself answers -EALREADY, as on Linux. The
+//! signal is [`intr_signal`], given a do-nothing handler (no SA_RESTART) the
+//! first time it is needed, and only if the program has left it at SIG_DFL;
+//! workers unblock it only while they run a request. A signal can reach the
+//! thread just before its call starts sleeping and be missed, so the timer
+//! thread sends it again, at growing intervals, while the request runs. A
+//! request that was *not* cancelled and still got EINTR (the signal was meant
+//! for the worker's previous request) is simply issued again.
 
 use super::ops::cancel::{Ident, Spec};
 use super::opdef::Req;
@@ -25,12 +37,22 @@ struct Work {
     req: Box<Req>,
 }
 
+/// What a worker is running.
+struct Running {
+    /// Its ring, by address.
+    ctx: usize,
+    ident: Ident,
+    thread: libc::pthread_t,
+    /// A cancel asked for it to be interrupted.
+    cancelled: bool,
+}
+
 struct State {
     queue: VecDeque<Work>,
     idle: usize,
     workers: usize,
-    /// What each worker is running: its ring (by address) and the request.
-    running: Option<HashMap<u64, (usize, Ident)>>,
+    /// What each worker is running, by worker id.
+    running: Option<HashMap<u64, Running>>,
     next_worker: u64,
 }
 
@@ -84,16 +106,157 @@ pub(crate) fn current_is_worker() -> bool {
 /// Records that this worker now runs `req` of `ctx` (for cancellation).
 pub(crate) fn set_running(ctx: &Ctx, req: &Req) {
     let Some(id) = WORKER.with(|w| w.get()) else { return };
+    // SAFETY: pthread_self has no preconditions.
+    let thread = unsafe { libc::pthread_self() };
+    let run = Running { ctx: ctx as *const Ctx as usize, ident: Ident::of(req), thread, cancelled: false };
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    st.running.get_or_insert_with(HashMap::new).insert(id, (ctx as *const Ctx as usize, Ident::of(req)));
+    st.running.get_or_insert_with(HashMap::new).insert(id, run);
 }
 
-/// Records that this worker runs nothing.
-pub(crate) fn clear_running() {
-    let Some(id) = WORKER.with(|w| w.get()) else { return };
+/// Records that this worker runs nothing. Returns whether its request was
+/// cancelled while it ran.
+pub(crate) fn clear_running() -> bool {
+    let Some(id) = WORKER.with(|w| w.get()) else { return false };
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = st.running.as_mut() {
-        r.remove(&id);
+    st.running.as_mut().and_then(|r| r.remove(&id)).is_some_and(|r| r.cancelled)
+}
+
+/// The signal that interrupts a worker's blocking call.
+pub(crate) fn intr_signal() -> i32 {
+    libc::SIGRTMAX() - 1
+}
+
+/// 0: not tried yet; 1: our handler is installed; 2: the program uses the
+/// signal, so workers are never interrupted.
+static INTR_STATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+extern "C" fn on_intr(_: libc::c_int) {}
+
+/// Installs the do-nothing handler if the signal is free. Called under the
+/// pool lock (so once at a time).
+fn intr_handler() -> bool {
+    use std::sync::atomic::Ordering;
+    match INTR_STATE.load(Ordering::Acquire) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    // SAFETY: sigaction with valid pointers; the handler is async-signal-safe
+    // (it does nothing).
+    let ok = unsafe {
+        let mut old: libc::sigaction = core::mem::zeroed();
+        libc::sigaction(intr_signal(), core::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_DFL && {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_intr as extern "C" fn(libc::c_int) as usize;
+            libc::sigfillset(&mut sa.sa_mask);
+            libc::sigaction(intr_signal(), &sa, core::ptr::null_mut()) == 0
+        }
+    };
+    INTR_STATE.store(if ok { 1 } else { 2 }, Ordering::Release);
+    ok
+}
+
+/// While alive, the worker's blocking call may be interrupted by
+/// [`intr_signal`] (unblocked only once the handler exists).
+pub(crate) struct Interruptible(bool);
+
+impl Interruptible {
+    /// Opens the window (on a worker thread, when the handler is installed).
+    pub(crate) fn new() -> Interruptible {
+        let on = current_is_worker() && INTR_STATE.load(std::sync::atomic::Ordering::Acquire) == 1;
+        if on {
+            intr_mask(libc::SIG_UNBLOCK);
+        }
+        Interruptible(on)
+    }
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        if self.0 {
+            intr_mask(libc::SIG_BLOCK);
+        }
+    }
+}
+
+fn intr_mask(how: libc::c_int) {
+    // SAFETY: a local sigset holding one signal; this thread's mask only.
+    unsafe {
+        let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), intr_signal());
+        libc::pthread_sigmask(how, set.as_ptr(), core::ptr::null_mut());
+    }
+}
+
+/// Interrupts requests of `ctx` that `spec` matches and that workers are
+/// running: the first one, or all. Returns how many were found.
+pub(crate) fn interrupt_running(ctx: &Ctx, spec: &Spec, all: bool) -> usize {
+    let me = ctx as *const Ctx as usize;
+    let mut n = 0;
+    let mut signalled = false;
+    {
+        let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(running) = st.running.as_mut() else { return 0 };
+        let mut handler = None;
+        for r in running.values_mut().filter(|r| r.ctx == me && spec.matches(&r.ident)) {
+            n += 1;
+            if !r.cancelled {
+                r.cancelled = true;
+                if *handler.get_or_insert_with(intr_handler) {
+                    // SAFETY: the thread is alive: it removes its entry under
+                    // this lock before it can exit.
+                    unsafe { libc::pthread_kill(r.thread, intr_signal()) };
+                    signalled = true;
+                }
+            }
+            if !all {
+                break;
+            }
+        }
+    }
+    if signalled {
+        if let Some(me) = ctx.self_arc() {
+            arm_resignal(&me, RESIGNAL_FIRST_NS);
+        }
+    }
+    n
+}
+
+/// Arms the next re-send. The map's lock is held across arming, so the
+/// timer's callback (which takes it) cannot look before the entry is in.
+fn arm_resignal(ctx: &Arc<Ctx>, interval: u64) {
+    let mut m = RESIGNAL.lock().unwrap_or_else(|e| e.into_inner());
+    let id = super::timer::arm(ctx, super::timer::mono_ns() + interval, resignal);
+    m.get_or_insert_with(HashMap::new).insert(id, interval);
+}
+
+/// First re-send of the interrupt after a cancel, then doubling, up to the
+/// cap.
+const RESIGNAL_FIRST_NS: u64 = 1_000_000;
+const RESIGNAL_MAX_NS: u64 = 100_000_000;
+/// Pending re-sends: timer id -> its interval.
+static RESIGNAL: Mutex<Option<HashMap<u64, u64>>> = Mutex::new(None);
+
+/// Timer: signals again the cancelled requests of `ctx` still running.
+fn resignal(ctx: &Arc<Ctx>, id: u64) {
+    let Some(interval) = RESIGNAL.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).remove(&id)
+    else {
+        return;
+    };
+    let me = Arc::as_ptr(ctx) as usize;
+    let any = {
+        let st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut any = false;
+        for r in st.running.iter().flat_map(|m| m.values()).filter(|r| r.ctx == me && r.cancelled) {
+            // SAFETY: as in interrupt_running.
+            unsafe { libc::pthread_kill(r.thread, intr_signal()) };
+            any = true;
+        }
+        any
+    };
+    if any {
+        arm_resignal(ctx, (interval * 2).min(RESIGNAL_MAX_NS));
     }
 }
 
@@ -119,13 +282,6 @@ pub(crate) fn cancel_queued(ctx: &Ctx, spec: &Spec, all: bool) -> Vec<Box<Req>> 
         }
     }
     out
-}
-
-/// How many requests of `ctx` that `spec` matches are running in workers.
-pub(crate) fn count_running(ctx: &Ctx, spec: &Spec) -> usize {
-    let me = ctx as *const Ctx as usize;
-    let st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    st.running.as_ref().map_or(0, |r| r.values().filter(|(c, id)| *c == me && spec.matches(id)).count())
 }
 
 fn block_signals() {

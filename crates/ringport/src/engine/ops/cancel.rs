@@ -121,7 +121,7 @@ pub(crate) fn cancel(ctx: &Ctx, spec: &Spec) -> i32 {
         victims.extend(super::timeout::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
     }
     if all || victims.is_empty() {
-        running = wq::count_running(ctx, spec);
+        running = wq::interrupt_running(ctx, spec, all);
     }
     let found = victims.len();
     for v in victims {
