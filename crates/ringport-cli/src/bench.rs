@@ -71,7 +71,7 @@ and ringport-trapped):
                     unavailable, with the reason, where setup fails
   ringport-trapped  the kernel backend's code (the io-uring crate, raw
                     io_uring syscalls) in a worker process that called
-                    ringport_preload::install(): every setup/enter/register
+                    ringport::install(): every setup/enter/register
                     traps (seccomp, SIGSYS) and is served by the engine, as
                     for a C program under `ringport run`. Runs where the
                     kernel refuses io_uring too; shown as unavailable, with

@@ -1,5 +1,5 @@
 //! The SIGSYS handler: decodes a trapped system call from the signal's
-//! `ucontext`, serves it from the engine (`ringport::sys`), and writes the
+//! `ucontext`, serves it from the engine (`ringport_engine::sys`), and writes the
 //! result where the program's `syscall` instruction leaves it.
 //!
 //! See `docs/INTERCEPTION.md` for the signal-context rule this code follows.
@@ -12,8 +12,8 @@
 //! program's mask swapped in atomically and holds nothing.
 
 use crate::{arch, fdtab, filter};
-use ringport::abi::{self, io_uring_getevents_arg, io_uring_params};
-use ringport::sys;
+use ringport_engine::abi::{self, io_uring_getevents_arg, io_uring_params};
+use ringport_engine::sys;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 /// `si_code` of a seccomp SIGSYS.

@@ -10,7 +10,7 @@
 //!    ring-fd range (see [`fdtab`]).
 //!
 //! The handler reads the syscall number and arguments from the signal's
-//! ucontext, calls `ringport::sys::*`, and writes the result into the
+//! ucontext, calls `ringport_engine::sys::*`, and writes the result into the
 //! return register. This catches liburing's inline `syscall` instructions,
 //! which interposing libc's `syscall()` would miss. TRAP outranks ERRNO, so
 //! it works under a container's "io_uring → EPERM" filter, and where the

@@ -1,7 +1,7 @@
 //! The `ringport-trapped` backend: the `kernel` backend's code (the
 //! `io-uring` crate, making real `io_uring_setup`/`io_uring_enter`/
 //! `io_uring_register` system calls), run in a worker process that has
-//! called `ringport_preload::install()`. There every io_uring system call
+//! called `ringport::install()`. There every io_uring system call
 //! traps (seccomp `SECCOMP_RET_TRAP`, SIGSYS) and is served by the engine:
 //! what a C program on liburing gets under `ringport run`.
 //!
@@ -518,7 +518,7 @@ impl Trapped {
             (Some(why), _) => format!("unavailable ({why})"),
             (None, Some(w)) => format!(
                 "the kernel backend's loops (io-uring crate, raw syscalls) in worker process {}, \
-                 after ringport_preload::install(): every io_uring call traps into the engine (ring fd: {})",
+                 after ringport::install(): every io_uring call traps into the engine (ring fd: {})",
                 w.pid(),
                 w.ring
             ),
@@ -592,9 +592,9 @@ fn install_and_check() -> Result<String, String> {
             "EACCES" => libc::EACCES,
             _ => libc::EPERM,
         };
-        return Err(format!("ringport_preload::install() failed: seccomp: {} (simulated: {FAKE_ERRNO_VAR}={name})", super::strerror(code)));
+        return Err(format!("ringport::install() failed: seccomp: {} (simulated: {FAKE_ERRNO_VAR}={name})", super::strerror(code)));
     }
-    ringport_preload::install().map_err(|e| format!("ringport_preload::install() failed: {e}"))?;
+    ringport::install().map_err(|e| format!("ringport::install() failed: {e}"))?;
     let ring = io_uring::IoUring::new(2).map_err(|e| format!("io_uring_setup through the interception path failed: {e}"))?;
     let link = std::fs::read_link(format!("/proc/self/fd/{}", ring.as_raw_fd()))
         .map(|p| p.display().to_string())
@@ -784,7 +784,7 @@ mod tests {
         let env = empty_env();
         let mut t = Trapped::start(&env, test_launcher(&[(FAKE_ERRNO_VAR, "EPERM")]));
         let why = t.unavailable.clone().expect("unavailable");
-        assert!(why.starts_with("ringport_preload::install() failed: seccomp: Operation not permitted"), "{why}");
+        assert!(why.starts_with("ringport::install() failed: seccomp: Operation not permitted"), "{why}");
         assert!(t.status().starts_with("unavailable ("), "{}", t.status());
         let wl = Workload { kind: Kind::Nop, value: 1, threads: 1 };
         assert!(t.run_rep(&wl, 0, Duration::from_millis(1), Duration::from_millis(1)).is_err());

@@ -3,7 +3,7 @@
 //! (a multishot request: CQEs with F_MORE, then exactly one without), no fd
 //! may leak, nothing may hang, and the thread count stays bounded.
 
-use ringport::{cqueue, opcode, squeue::Flags, types, Ring};
+use ringport_engine::{cqueue, opcode, squeue::Flags, types, Ring};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
