@@ -198,7 +198,7 @@ pub fn other_fd_refers(id: (u64, u64), exclude: [i32; 2]) -> bool {
     let mut seen = 0usize;
     'scan: while seen < 1 << 20 {
         // SAFETY: getdents64 fills at most buf.len() bytes of buf.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        let n = unsafe { crate::interpose::real_syscall(libc::SYS_getdents64, dir as libc::c_long, buf.as_mut_ptr() as libc::c_long, buf.len() as libc::c_long, 0, 0, 0) };
         if n <= 0 {
             break;
         }

@@ -186,7 +186,7 @@ pub fn install_program(prog: &[libc::sock_filter], all_threads: bool) -> i64 {
     // SAFETY: fprog points to `prog`, which outlives the call; the kernel
     // copies the program.
     let r = unsafe {
-        libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
+        crate::interpose::real_syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog as libc::c_long, 0, 0, 0)
     };
     if r < 0 {
         -(errno() as i64)

@@ -1,6 +1,17 @@
 //! libc functions the library interposes (by symbol, through `LD_PRELOAD`,
-//! or at static link time for a Rust program that links this crate), to
-//! keep SIGSYS deliverable and the handler in place.
+//! or at static link time for a Rust program that links this crate): the
+//! signal functions, to keep SIGSYS deliverable and the handler in place,
+//! and `syscall`, the fast path for io_uring calls made through it.
+//!
+//! `syscall(2)`: fio's io_uring engine and the `io-uring` crate make their
+//! io_uring calls through libc's `syscall()`, not inline instructions.
+//! Once interception is active, the interposed `syscall` serves
+//! `io_uring_setup`/`enter`/`register`, and `close`/`close_range` of the
+//! reserved ring-fd range (exactly what the filter traps), by calling the
+//! handler's dispatch directly ([`crate::handler::serve_syscall`]): no
+//! seccomp trap, no signal. Every other call, every call before install,
+//! and the library's own calls ([`real_syscall`]) go to the next
+//! definition (libc's) unchanged.
 //!
 //! A seccomp trap raised while SIGSYS is blocked, or while its action is
 //! the default, kills the process (the kernel forces the default action).
@@ -57,14 +68,77 @@ static NEXT_SIGACTION: AtomicUsize = AtomicUsize::new(0);
 static NEXT_PTHREAD_SIGMASK: AtomicUsize = AtomicUsize::new(0);
 static NEXT_SIGPROCMASK: AtomicUsize = AtomicUsize::new(0);
 static NEXT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SYSCALL: AtomicUsize = AtomicUsize::new(0);
 
 /// Resolves libc's definitions now (`dlsym` may allocate, so this is done
-/// at install, not first in some `vfork` child or signal handler).
+/// at load and at install, not first in some `vfork` child or signal
+/// handler).
 pub fn resolve_all() {
     next(&NEXT_SIGACTION, c"sigaction");
     next(&NEXT_PTHREAD_SIGMASK, c"pthread_sigmask");
     next(&NEXT_SIGPROCMASK, c"sigprocmask");
     next(&NEXT_SIGNAL, c"signal");
+    next(&NEXT_SYSCALL, c"syscall");
+}
+
+extern "C" fn resolve_at_load() {
+    resolve_all();
+}
+
+/// Resolves libc's definitions when the object holding the interposers is
+/// loaded (the cdylib) or when the program starts (a Rust program linking
+/// this crate), whether or not `install` is ever called: the interposed
+/// `syscall` is used from the start, by std's futex calls among others.
+#[used]
+#[link_section = ".init_array"]
+static RESOLVE_AT_LOAD: extern "C" fn() = resolve_at_load;
+
+type SyscallFn = unsafe extern "C" fn(libc::c_long, libc::c_long, libc::c_long, libc::c_long, libc::c_long, libc::c_long, libc::c_long) -> libc::c_long;
+
+/// libc's `syscall`, bypassing our interposer: `-1` and `errno` on error.
+/// The library's own system calls go through here.
+///
+/// # Safety
+/// As `syscall(2)` with system call `nr` and these arguments.
+pub unsafe fn real_syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long, a3: libc::c_long, a4: libc::c_long, a5: libc::c_long, a6: libc::c_long) -> libc::c_long {
+    let p = next(&NEXT_SYSCALL, c"syscall");
+    if p == 0 {
+        // SAFETY: __errno_location is always valid.
+        unsafe { *libc::__errno_location() = libc::ENOSYS };
+        return -1;
+    }
+    // SAFETY: p is libc's syscall. It is variadic, but on x86_64 and
+    // aarch64 (Linux) integer variadic arguments travel in the same
+    // registers and stack slots as these seven fixed ones, and glibc's
+    // implementation reads exactly seven.
+    let f: SyscallFn = unsafe { core::mem::transmute(p) };
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(nr, a1, a2, a3, a4, a5, a6) }
+}
+
+/// Interposed `syscall(2)`. Declared with seven `long` parameters: on
+/// x86_64 (and aarch64 Linux) a variadic call with integer arguments puts
+/// them where a seven-argument function finds them, and a caller that
+/// passed fewer leaves unused registers and a stack slot of its own frame,
+/// which are read but ignored (libc's own `syscall` reads them the same
+/// way).
+///
+/// While interception is active, the io_uring calls and ring-fd closes
+/// the seccomp filter would trap are served directly
+/// ([`crate::handler::serve_syscall`]) with libc's convention (`-1` and
+/// `errno`); everything else goes to libc's `syscall` unchanged.
+///
+/// # Safety
+/// As `syscall(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long, a3: libc::c_long, a4: libc::c_long, a5: libc::c_long, a6: libc::c_long) -> libc::c_long {
+    if ACTIVE.load(Ordering::Relaxed) && crate::handler::is_served(nr, a1 as u64, a2 as u64) {
+        let args = [a1, a2, a3, a4, a5, a6].map(|a| a as u64);
+        // SAFETY: the caller's system call, served as the trap would be.
+        return unsafe { crate::handler::serve_syscall(nr as u32, args) };
+    }
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { real_syscall(nr, a1, a2, a3, a4, a5, a6) }
 }
 
 /// libc's `sigaction`, bypassing our interposer.
@@ -113,7 +187,7 @@ unsafe fn mask_call(cache: &AtomicUsize, name: &core::ffi::CStr, how: libc::c_in
         return unsafe { f(how, set, old) };
     }
     // SAFETY: the raw system call with the kernel's 8-byte mask size.
-    let r = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, how, set, old, 8) };
+    let r = unsafe { real_syscall(libc::SYS_rt_sigprocmask, how as libc::c_long, set as libc::c_long, old as libc::c_long, 8, 0, 0) };
     match (r, posix_ret) {
         (0, _) => 0,
         // SAFETY: errno of the failed call.

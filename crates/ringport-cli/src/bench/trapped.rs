@@ -1,9 +1,12 @@
 //! The `ringport-trapped` backend: the `kernel` backend's code (the
 //! `io-uring` crate, making real `io_uring_setup`/`io_uring_enter`/
 //! `io_uring_register` system calls), run in a worker process that has
-//! called `ringport::install()`. There every io_uring system call
-//! traps (seccomp `SECCOMP_RET_TRAP`, SIGSYS) and is served by the engine:
-//! what a C program on liburing gets under `ringport run`.
+//! called `ringport::install()` with `RINGPORT_SYSCALL_FASTPATH=0`. There
+//! every io_uring system call traps (seccomp `SECCOMP_RET_TRAP`, SIGSYS)
+//! and is served by the engine: what a C program on liburing gets under
+//! `ringport run`. (Without that variable the `io-uring` crate's calls,
+//! made through libc's `syscall()`, would take the interposed `syscall()`
+//! fast path instead, as fio's do.)
 //!
 //! # Why a worker process, and why exec rather than fork
 //!
@@ -65,6 +68,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// Set to `0` in the worker: its io_uring calls, made through libc's
+/// `syscall()` by the `io-uring` crate, then trap as inline ones do,
+/// instead of taking the interposed `syscall()` fast path.
+pub const FASTPATH_VAR: &str = "RINGPORT_SYSCALL_FASTPATH";
 /// The hidden `ringport` subcommand that runs the worker.
 pub const WORKER_COMMAND: &str = "__bench-trapped-worker";
 /// Every protocol line of the worker starts with this.
@@ -298,6 +305,10 @@ impl Worker {
                 cmd.args(&args);
             }
         }
+        // The io-uring crate calls libc's syscall(), which the interception
+        // library serves without a trap; this backend measures the trap
+        // (what liburing's inline instructions get), so switch that off.
+        cmd.env(FASTPATH_VAR, "0");
         for (k, v) in &launcher.env {
             cmd.env(k, v);
         }
