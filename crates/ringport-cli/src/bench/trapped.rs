@@ -105,6 +105,9 @@ pub struct Launcher {
     args_var: Option<&'static str>,
     /// Extra environment for the worker.
     env: Vec<(OsString, OsString)>,
+    /// Whether the worker's `syscall()` calls take the interposed fast
+    /// path (the `ringport-syscall` backend) or trap (`ringport-trapped`).
+    fast_path: bool,
 }
 
 impl Launcher {
@@ -112,7 +115,14 @@ impl Launcher {
     pub fn this_binary() -> Launcher {
         let proc_exe = PathBuf::from("/proc/self/exe");
         let program = if proc_exe.exists() { proc_exe } else { std::env::current_exe().unwrap_or(proc_exe) };
-        Launcher { program, lead: vec![WORKER_COMMAND.into()], args_var: None, env: Vec::new() }
+        Launcher { program, lead: vec![WORKER_COMMAND.into()], args_var: None, env: Vec::new(), fast_path: false }
+    }
+
+    /// The same worker with the interposed `syscall()` fast path on: the
+    /// `ringport-syscall` backend.
+    pub fn with_fast_path(mut self) -> Launcher {
+        self.fast_path = true;
+        self
     }
 }
 
@@ -306,9 +316,10 @@ impl Worker {
             }
         }
         // The io-uring crate calls libc's syscall(), which the interception
-        // library serves without a trap; this backend measures the trap
-        // (what liburing's inline instructions get), so switch that off.
-        cmd.env(FASTPATH_VAR, "0");
+        // library serves without a trap; ringport-trapped measures the
+        // trap (what liburing's inline instructions get), so it switches
+        // that off.
+        cmd.env(FASTPATH_VAR, if launcher.fast_path { "1" } else { "0" });
         for (k, v) in &launcher.env {
             cmd.env(k, v);
         }
@@ -527,6 +538,12 @@ impl Trapped {
     pub fn status(&self) -> String {
         match (&self.unavailable, &self.worker) {
             (Some(why), _) => format!("unavailable ({why})"),
+            (None, Some(w)) if self.launcher.fast_path => format!(
+                "the kernel backend's loops (io-uring crate, libc's syscall()) in worker process {}, \
+                 after ringport::install(): every io_uring call is served by the interposed syscall(), no trap (ring fd: {})",
+                w.pid(),
+                w.ring
+            ),
             (None, Some(w)) => format!(
                 "the kernel backend's loops (io-uring crate, raw syscalls) in worker process {}, \
                  after ringport::install(): every io_uring call traps into the engine (ring fd: {})",
@@ -570,6 +587,7 @@ fn worker_env(args: &[String]) -> Result<Env, String> {
         write_files: Vec::new(),
         kernel_sqpoll_unavailable: None,
         trapped_unavailable: None,
+        syscall_unavailable: None,
     };
     for a in args {
         let f = FileArg::decode(a).ok_or_else(|| format!("bad worker argument '{a}'"))?;
@@ -682,6 +700,7 @@ mod tests {
             lead: ["bench::trapped::tests::worker_shim", "--exact", "--nocapture", "--test-threads=1"].map(OsString::from).to_vec(),
             args_var: Some(TEST_ARGS_VAR),
             env: env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect(),
+            fast_path: false,
         }
     }
 
