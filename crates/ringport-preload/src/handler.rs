@@ -120,6 +120,8 @@ pub(crate) unsafe fn serve_syscall(nr: u32, a: [u64; 6]) -> libc::c_long {
             0,
         )
     } == 0;
+    // (rt_sigprocmask cannot fail with these arguments; if it did, the call
+    // is served with signals as they are and a wait with no mask.)
     // SAFETY: errno location is thread-local and always valid.
     let saved_errno = unsafe { *libc::__errno_location() };
     let mut cancel = 0;
