@@ -95,6 +95,41 @@ impl Slot {
     pub fn release(&self) {
         self.state.store(EMPTY, Ordering::Release);
     }
+
+    /// Puts back a slot claimed with [`Slot::claim_live`] whose fd turned
+    /// out to still be the ring.
+    pub fn restore_live(&self) {
+        self.state.store(LIVE, Ordering::Release);
+    }
+}
+
+/// False once the table may no longer match the fd table: a
+/// `close_range(CLOSE_RANGE_UNSHARE)` over the range closed fds in a
+/// private copy of the fd table that the slots cannot follow. From then on
+/// every lookup checks the fd itself ([`known_ident`] answers None).
+static TRUSTED: AtomicBool = AtomicBool::new(true);
+
+/// Stops trusting the table for lookups (see [`TRUSTED`]).
+pub fn distrust() {
+    TRUSTED.store(false, Ordering::Relaxed);
+}
+
+/// The memfd identity of ring `fd`, if `fd` is a ring fd this library
+/// handed out and still tracks: then `fd` refers to that ring without
+/// asking the kernel, because every way the program can make `fd` refer to
+/// something else (`close`, `close_range`, `dup2`, `dup3` onto it) reaches
+/// the library first. None otherwise (the caller then checks the fd).
+pub fn known_ident(fd: i32) -> Option<(u64, u64)> {
+    let s = slot(fd)?;
+    if !TRUSTED.load(Ordering::Relaxed) || !s.is_live() || s.inherited.load(Ordering::Relaxed) {
+        return None;
+    }
+    let id = s.ident();
+    // The slot may have been closed and filled again while we read it:
+    // the identity counts only if it is still live (a ring closed and
+    // replaced in between has another identity, which the engine then
+    // does not find, and falls back to the fd).
+    s.is_live().then_some(id)
 }
 
 static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new() }; MAX_SLOTS];

@@ -72,22 +72,26 @@ pub static FAST_PATH: AtomicBool = AtomicBool::new(true);
 /// True when the interposed `syscall()` should serve call `nr` itself:
 /// exactly the calls the seccomp filter traps (see `filter.rs`), decided
 /// the same way from the same 32-bit halves: the io_uring calls, and
-/// `close`/`close_range` reaching into the reserved ring-fd range unless
-/// they carry the library's own [`filter::BYPASS`] marker.
+/// `close`/`close_range` reaching into the reserved ring-fd range and
+/// `dup2`/`dup3` onto it, unless they carry the library's own
+/// [`filter::BYPASS`] marker.
 #[inline]
 pub(crate) fn is_served(nr: libc::c_long, a1: u64, a2: u64) -> bool {
     let nr = nr as u32;
     let served = match nr {
         arch::NR_IO_URING_SETUP | arch::NR_IO_URING_ENTER | arch::NR_IO_URING_REGISTER => true,
-        n if n == arch::NR_CLOSE || n == arch::NR_CLOSE_RANGE => {
+        n if n == arch::NR_CLOSE || n == arch::NR_CLOSE_RANGE || n == arch::NR_DUP2 || n == arch::NR_DUP3 => {
             let (base, end) = fdtab::range();
             let (first, marker) = (a1 as u32, (a1 >> 32) as u32);
+            let in_range = |fd: u32| fd >= base as u32 && fd < end as u32;
             if base >= end || marker == filter::BYPASS {
                 false
             } else if n == arch::NR_CLOSE {
-                first >= base as u32 && first < end as u32
-            } else {
+                in_range(first)
+            } else if n == arch::NR_CLOSE_RANGE {
                 first < end as u32 && a2 as u32 >= base as u32
+            } else {
+                in_range(a2 as u32)
             }
         }
         _ => false,
@@ -165,6 +169,7 @@ fn dispatch(nr: u32, a: [u64; 6], mask: u64) -> i64 {
         arch::NR_IO_URING_REGISTER => register(a),
         arch::NR_CLOSE => close(a[0] as u32 as i32),
         arch::NR_CLOSE_RANGE => close_range(a[0] as u32, a[1] as u32, a[2] as u32),
+        n if n == arch::NR_DUP2 || n == arch::NR_DUP3 => dup(n, a),
         _ => -(libc::ENOSYS as i64),
     }
 }
@@ -197,6 +202,20 @@ fn bypass_close_range(first: u32, last: u32, flags: u32) -> i64 {
     // SAFETY: plain close_range; the marker bits are ignored by the kernel.
     let r = unsafe {
         crate::interpose::real_syscall(libc::SYS_close_range, arg as libc::c_long, last as libc::c_long, flags as libc::c_long, 0, 0, 0)
+    };
+    if r < 0 {
+        neg_errno()
+    } else {
+        r as i64
+    }
+}
+
+/// `dup2`/`dup3` that the filter lets through.
+fn bypass_dup(nr: u32, old: u32, new: u32, flags: u64) -> i64 {
+    let arg = ((filter::BYPASS as u64) << 32) | old as u64;
+    // SAFETY: plain dup2/dup3; the marker bits are ignored by the kernel.
+    let r = unsafe {
+        crate::interpose::real_syscall(nr as libc::c_long, arg as libc::c_long, new as libc::c_long, flags as libc::c_long, 0, 0, 0)
     };
     if r < 0 {
         neg_errno()
@@ -398,9 +417,17 @@ fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
     // SIGSYS is never blocked while waiting: a handler that runs during the
     // wait may make io_uring calls itself.
     let mask: u64 = saved_mask & !(1u64 << (libc::SIGSYS - 1));
+    // A ring fd this library handed out and tracks needs no fstat to be
+    // found (see fdtab::known_ident).
+    let known = if flags & abi::IORING_ENTER_REGISTERED_RING == 0 { fdtab::known_ident(fd) } else { None };
     let call = |arg: *const libc::c_void, argsz: usize| -> i64 {
         // SAFETY: sys fault-checks every pointer it is given.
-        unsafe { sys::io_uring_enter(fd, to_submit, min, flags, arg, argsz) as i64 }
+        unsafe {
+            match known {
+                Some(ring) => sys::io_uring_enter_known(fd, ring, to_submit, min, flags, arg, argsz) as i64,
+                None => sys::io_uring_enter(fd, to_submit, min, flags, arg, argsz) as i64,
+            }
+        }
     };
     if flags & abi::IORING_ENTER_GETEVENTS == 0 {
         return call(arg, argsz);
@@ -436,6 +463,42 @@ fn register(a: [u64; 6]) -> i64 {
     }
     // SAFETY: sys fault-checks the argument pointer.
     unsafe { sys::io_uring_register(fd, opcode, a[2] as usize as *mut libc::c_void, a[3] as u32) as i64 }
+}
+
+/// `dup2(old, new)` / `dup3(old, new, flags)` with `new` in the reserved
+/// range. The kernel replaces `new` atomically; when `new` was a ring fd
+/// the library handed out, the ring loses that fd just as a `close` of it
+/// would lose it (freed, or orphaned while a `dup` of it is open), so the
+/// ring-fd table keeps matching the fd table.
+fn dup(nr: u32, a: [u64; 6]) -> i64 {
+    let (old, new) = (a[0] as u32, a[1] as u32);
+    let claimed = fdtab::slot(new as i32).filter(|s| getpid() == OWNER_PID.load(Ordering::Relaxed) && s.claim_live());
+    let r = bypass_dup(nr, old, new, a[2]);
+    if let Some(slot) = claimed {
+        if fdtab::ident(new as i32) == Some(slot.ident()) {
+            // Still the ring: the call failed, or was dup2(H, H).
+            slot.restore_live();
+        } else {
+            ring_lost_fd(slot);
+            slot.release();
+        }
+    }
+    r
+}
+
+/// The ring of `slot` (claimed by the caller) no longer has its program
+/// fd: free it, or keep it as an orphan while another fd refers to it.
+fn ring_lost_fd(slot: &fdtab::Slot) {
+    let id = slot.ident();
+    let low = slot.low.load(Ordering::Relaxed);
+    if fdtab::ident(low) != Some(id) {
+        return;
+    }
+    if slot.inherited.load(Ordering::Relaxed) {
+        bypass_close(low);
+    } else if !(fdtab::other_fd_refers(id, [low, -1]) && fdtab::add_orphan(low, id)) {
+        sys::io_uring_close(low);
+    }
 }
 
 /// `close(fd)` for an fd in the reserved range.
@@ -497,6 +560,11 @@ fn close_ring(fd: i32, slot: &fdtab::Slot) -> i64 {
 /// `close_range(first, last, flags)` meeting the reserved range.
 fn close_range(first: u32, last: u32, flags: u32) -> i64 {
     let unshare_or_cloexec = flags & (libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0;
+    if flags & libc::CLOSE_RANGE_UNSHARE != 0 && flags & libc::CLOSE_RANGE_CLOEXEC == 0 {
+        // The fds close in a private copy of the fd table the slots cannot
+        // follow: look every ring fd up by itself from now on.
+        fdtab::distrust();
+    }
     if !unshare_or_cloexec && getpid() == OWNER_PID.load(Ordering::Relaxed) {
         for (fd, slot) in fdtab::slots() {
             if (fd as u32) < first || fd as u32 > last || !slot.claim_live() {
