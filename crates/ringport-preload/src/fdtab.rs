@@ -5,7 +5,10 @@
 //! call (liburing does), so the library must see that close to free the
 //! ring. Trapping every `close` would cost every program a signal per close;
 //! instead ring fds are moved into a reserved range `[base, end)` high in the
-//! fd table, and the filter traps `close`/`close_range` only there.
+//! fd table, and the filter traps `close`/`close_range` only there (and
+//! `dup2`/`dup3` onto it). Since every change to a ring fd is then seen,
+//! the table also tells the engine which ring an fd is without an `fstat`
+//! ([`known_ident`]).
 //!
 //! Each ring has two fds:
 //! - the **program fd** (`H`, in the range), handed to the program;

@@ -6,8 +6,8 @@
 //!    signal blocked while it runs);
 //! 2. sets `PR_SET_NO_NEW_PRIVS` and adds a seccomp filter returning
 //!    `SECCOMP_RET_TRAP` for `io_uring_setup`, `io_uring_enter`,
-//!    `io_uring_register`, and for `close`/`close_range` of the reserved
-//!    ring-fd range (see [`fdtab`]).
+//!    `io_uring_register`, for `close`/`close_range` of the reserved
+//!    ring-fd range, and for `dup2`/`dup3` onto it (see [`fdtab`]).
 //!
 //! The handler reads the syscall number and arguments from the signal's
 //! ucontext, calls `ringport_engine::sys::*`, and writes the result into the
