@@ -103,9 +103,16 @@ type SyscallFn = unsafe extern "C" fn(libc::c_long, libc::c_long, libc::c_long, 
 pub unsafe fn real_syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long, a3: libc::c_long, a4: libc::c_long, a5: libc::c_long, a6: libc::c_long) -> libc::c_long {
     let p = next(&NEXT_SYSCALL, c"syscall");
     if p == 0 {
-        // SAFETY: __errno_location is always valid.
-        unsafe { *libc::__errno_location() = libc::ENOSYS };
-        return -1;
+        // No libc definition to be found (a static program): make the
+        // call ourselves, with the same convention.
+        // SAFETY: the caller's system call and arguments.
+        let r = unsafe { raw_syscall(nr, [a1, a2, a3, a4, a5, a6]) };
+        if (-4095..0).contains(&r) {
+            // SAFETY: __errno_location is always valid.
+            unsafe { *libc::__errno_location() = -r as i32 };
+            return -1;
+        }
+        return r;
     }
     // SAFETY: p is libc's syscall. It is variadic, but on x86_64 and
     // aarch64 (Linux) integer variadic arguments travel in the same
@@ -114,6 +121,60 @@ pub unsafe fn real_syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long,
     let f: SyscallFn = unsafe { core::mem::transmute(p) };
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(nr, a1, a2, a3, a4, a5, a6) }
+}
+
+/// System call `nr` by the architecture's own instruction: the value, or
+/// `-errno`.
+///
+/// # Safety
+/// As the system call.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+    let r: libc::c_long;
+    // SAFETY: the syscall instruction with the kernel's x86_64 convention
+    // (number in rax, arguments in rdi rsi rdx r10 r8 r9; rcx and r11
+    // clobbered); memory effects are the caller's system call's.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2], in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// System call `nr` by the architecture's own instruction: the value, or
+/// `-errno`.
+///
+/// # Safety
+/// As the system call.
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_syscall(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+    let r: libc::c_long;
+    // SAFETY: `svc 0` with the kernel's aarch64 convention (number in x8,
+    // arguments and result in x0..x5); memory effects are the caller's
+    // system call's.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a[0] => r, in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4], in("x5") a[5],
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// No system call instruction for this architecture here: ENOSYS.
+///
+/// # Safety
+/// None.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn raw_syscall(_nr: libc::c_long, _a: [libc::c_long; 6]) -> libc::c_long {
+    -(libc::ENOSYS as libc::c_long)
 }
 
 /// Interposed `syscall(2)`. Declared with seven `long` parameters: on
@@ -277,4 +338,33 @@ pub unsafe extern "C" fn signal(sig: libc::c_int, handler: libc::sighandler_t) -
     let f: SignalFn = unsafe { core::mem::transmute(p) };
     // SAFETY: forwarding.
     unsafe { f(sig, handler) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback used when libc's `syscall` cannot be found: the
+    /// kernel's value, or `-errno`.
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn raw_syscall_returns_value_or_negative_errno() {
+        // SAFETY: getpid and a close of an fd that cannot be open.
+        unsafe {
+            assert_eq!(raw_syscall(libc::SYS_getpid, [0; 6]), libc::getpid() as libc::c_long);
+            assert_eq!(raw_syscall(libc::SYS_close, [-1, 0, 0, 0, 0, 0]), -(libc::EBADF as libc::c_long));
+        }
+    }
+
+    /// Before install, the interposed `syscall` is libc's.
+    #[test]
+    fn syscall_passes_through_before_install() {
+        // SAFETY: getpid, through the interposer.
+        let r = unsafe { syscall(libc::SYS_getpid, 0, 0, 0, 0, 0, 0) };
+        // SAFETY: getpid cannot fail.
+        assert_eq!(r, unsafe { libc::getpid() } as libc::c_long);
+        // SAFETY: close of an fd that cannot be open.
+        let r = unsafe { syscall(libc::SYS_close, -1, 0, 0, 0, 0, 0) };
+        assert_eq!((r, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EBADF)));
+    }
 }
