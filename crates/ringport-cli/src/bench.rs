@@ -35,8 +35,9 @@ const HELP: &str = "\
 usage: ringport bench [WORKLOAD...] [options]
 
 Runs io_uring workloads through ringport's Rust API and, in the same run,
-through the kernel's io_uring, the interception path (raw io_uring syscalls
-trapped into ringport), a blocking pread/pwrite loop and a thread pool;
+through the kernel's io_uring, the interception paths (raw io_uring syscalls
+trapped into ringport, or served by its interposed syscall()), a blocking
+pread/pwrite loop and a thread pool;
 prints ops/s, p50/p99 latency and the ratio to the kernel.
 
 Workloads (default: all of them):
@@ -64,18 +65,25 @@ Workloads (default: all of them):
   is the p50 ratio (lower is better). poll, timeout and sqpoll run on one
   thread (pair) only: --threads does not apply to them.
 
-Backends (default: all that apply; nop and sqpoll run ringport, kernel
-and ringport-trapped):
+Backends (default: all that apply; nop and sqpoll run ringport, kernel,
+ringport-trapped and ringport-syscall):
   ringport          the ringport Rust API (plain function calls, no syscall)
   kernel            the kernel's io_uring (the io-uring crate); shown as
                     unavailable, with the reason, where setup fails
   ringport-trapped  the kernel backend's code (the io-uring crate, raw
                     io_uring syscalls) in a worker process that called
-                    ringport_preload::install(): every setup/enter/register
+                    ringport::install(): every setup/enter/register
                     traps (seccomp, SIGSYS) and is served by the engine, as
                     for a C program under `ringport run`. Runs where the
                     kernel refuses io_uring too; shown as unavailable, with
-                    the reason, where install() fails (no seccomp)
+                    the reason, where install() fails (no seccomp). The
+                    worker sets RINGPORT_SYSCALL_FASTPATH=0, so the io-uring
+                    crate's syscall() calls trap as inline instructions do
+  ringport-syscall  the same worker with the fast path on: the io-uring
+                    crate's calls go through libc's syscall(), which the
+                    interception library interposes and serves without a
+                    trap (what the io-uring crate and fio's setup/register
+                    get under interception)
   psync             blocking pread/pwrite, one at a time (qd only sets how
                     many buffers it cycles through); poll(2) for poll,
                     clock_nanosleep for timeout
@@ -111,7 +119,8 @@ Options:
   -h, --help          this text
 
 After the targets, for nop: the cost of one trapped io_uring_enter against
-one native one (per enter = batch / ops/s), ringport-trapped - kernel.
+one native one (per enter = batch / ops/s), ringport-trapped - kernel, and
+of one served by the interposed syscall(), ringport-syscall - kernel.
 
 For testing: with RINGPORT_BENCH_KERNEL_ERRNO=EPERM (or ENOSYS) in the
 environment, the kernel backend is shown as unavailable, as if
@@ -431,6 +440,7 @@ fn setup(o: &Opts, points: &[Workload], kernel_unavailable: Option<String>) -> R
         write_files: Vec::new(),
         kernel_sqpoll_unavailable,
         trapped_unavailable: None,
+        syscall_unavailable: None,
     };
     if needs(Kind::RandRead) || needs(Kind::RandReadDirect) {
         let f = TempFile::create(&o.dir, "randread", o.file_mib << 20)
@@ -468,6 +478,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
         file_mib: o.file_mib,
         show_threads: o.threads > 1,
         trapped: None,
+        syscall: None,
     };
     let to_stdout = o.json.as_deref() == Some("-");
     let mut text = String::new();
@@ -475,15 +486,28 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
     // The header goes out at once, so the user sees what runs.
     say(to_stdout, &text);
     let mut env = setup(o, &points, kernel_unavailable)?;
-    // The trapped backend's worker process, once the files it inherits exist.
-    let wants_trapped = points.iter().any(|w| {
-        let skipped = w.kind == Kind::RandReadDirect && matches!(env.direct, Some(Err(_)));
-        !skipped && backends_for(o, w.kind).contains(&Backend::Trapped)
-    });
+    // The interception backends' worker processes, once the files they
+    // inherit exist: one whose calls trap, one whose calls take the
+    // interposed syscall() fast path.
+    let wants = |b: Backend| {
+        points.iter().any(|w| {
+            let skipped = w.kind == Kind::RandReadDirect && matches!(env.direct, Some(Err(_)));
+            !skipped && backends_for(o, w.kind).contains(&b)
+        })
+    };
+    let (wants_trapped, wants_syscall) = (wants(Backend::Trapped), wants(Backend::Syscall));
     let mut trapped = wants_trapped.then(|| trapped::Trapped::start(&env, trapped::Launcher::this_binary()));
     if let Some(t) = &trapped {
         env.trapped_unavailable = t.unavailable.clone();
         info.trapped = Some(t.status());
+    }
+    let mut syscall_worker =
+        wants_syscall.then(|| trapped::Trapped::start(&env, trapped::Launcher::this_binary().with_fast_path()));
+    if let Some(t) = &syscall_worker {
+        env.syscall_unavailable = t.unavailable.clone();
+        info.syscall = Some(t.status());
+    }
+    if trapped.is_some() || syscall_worker.is_some() {
         let line = output::trapped_line(&info);
         say(to_stdout, &line);
         text.push_str(&line);
@@ -533,8 +557,9 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
                 let b = run_list[i];
                 pb.set_message(format!("{} {}={} {} rep {}/{}", w.kind.name(), w.kind.param(), w.value, b.name(), rep + 1, o.reps));
                 if errors[i].is_none() {
-                    let r = match (b, trapped.as_mut()) {
-                        (Backend::Trapped, Some(t)) => t.run_rep(w, rep, warm, rep_dur),
+                    let r = match (b, trapped.as_mut(), syscall_worker.as_mut()) {
+                        (Backend::Trapped, Some(t), _) => t.run_rep(w, rep, warm, rep_dur),
+                        (Backend::Syscall, _, Some(t)) => t.run_rep(w, rep, warm, rep_dur),
                         _ => exec::run_rep(&env, b, w, rep, warm, rep_dur),
                     };
                     match r {
@@ -575,6 +600,7 @@ fn run(o: &Opts, command: &str) -> Result<i32, String> {
     pb.finish_and_clear();
     // Ends and reaps the worker (before its files' descriptors close here).
     drop(trapped);
+    drop(syscall_worker);
     drop(env);
 
     let mut body = String::new();
@@ -698,7 +724,7 @@ mod tests {
     #[test]
     fn sqpoll_runs_on_rings_only_and_latency_workloads_on_all() {
         let o = parse(&args("sqpoll poll")).unwrap().unwrap();
-        assert_eq!(backends_for(&o, Kind::Sqpoll), vec![Backend::Ringport, Backend::Kernel, Backend::Trapped]);
+        assert_eq!(backends_for(&o, Kind::Sqpoll), vec![Backend::Ringport, Backend::Kernel, Backend::Trapped, Backend::Syscall]);
         assert_eq!(backends_for(&o, Kind::Poll), Backend::ALL.to_vec());
         let o = parse(&args("sqpoll --backends ringport,psync")).unwrap().unwrap();
         assert_eq!(backends_for(&o, Kind::Sqpoll), vec![Backend::Ringport]);

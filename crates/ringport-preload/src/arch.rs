@@ -4,7 +4,7 @@
 //!
 //! The io_uring syscall numbers (425, 426, 427) and `close_range` (436) are
 //! the same on every architecture Linux added them to after the syscall
-//! table unification; `close` is not.
+//! table unification; `close`, `dup2` and `dup3` are not.
 
 /// `io_uring_setup`.
 pub const NR_IO_URING_SETUP: u32 = 425;
@@ -21,6 +21,10 @@ mod imp {
     pub const AUDIT_ARCH: u32 = 0xC000_003E;
     /// `__NR_close`.
     pub const NR_CLOSE: u32 = 3;
+    /// `__NR_dup2`.
+    pub const NR_DUP2: u32 = 33;
+    /// `__NR_dup3`.
+    pub const NR_DUP3: u32 = 292;
     /// True when interception is implemented for this architecture.
     pub const SUPPORTED: bool = true;
 
@@ -51,6 +55,11 @@ mod imp {
     pub const AUDIT_ARCH: u32 = 0xC000_00B7;
     /// `__NR_close` (asm-generic).
     pub const NR_CLOSE: u32 = 57;
+    /// No `dup2` system call on aarch64 (libc implements it with `dup3`);
+    /// a number no call has.
+    pub const NR_DUP2: u32 = u32::MAX;
+    /// `__NR_dup3` (asm-generic).
+    pub const NR_DUP3: u32 = 24;
     /// True when interception is implemented for this architecture.
     pub const SUPPORTED: bool = true;
 
@@ -80,6 +89,10 @@ mod imp {
     pub const AUDIT_ARCH: u32 = 0;
     /// No close number either.
     pub const NR_CLOSE: u32 = u32::MAX;
+    /// Nor dup2.
+    pub const NR_DUP2: u32 = u32::MAX;
+    /// Nor dup3.
+    pub const NR_DUP3: u32 = u32::MAX;
     /// True when interception is implemented for this architecture.
     pub const SUPPORTED: bool = false;
 

@@ -5,7 +5,10 @@
 //! call (liburing does), so the library must see that close to free the
 //! ring. Trapping every `close` would cost every program a signal per close;
 //! instead ring fds are moved into a reserved range `[base, end)` high in the
-//! fd table, and the filter traps `close`/`close_range` only there.
+//! fd table, and the filter traps `close`/`close_range` only there (and
+//! `dup2`/`dup3` onto it). Since every change to a ring fd is then seen,
+//! the table also tells the engine which ring an fd is without an `fstat`
+//! ([`known_ident`]).
 //!
 //! Each ring has two fds:
 //! - the **program fd** (`H`, in the range), handed to the program;
@@ -95,6 +98,41 @@ impl Slot {
     pub fn release(&self) {
         self.state.store(EMPTY, Ordering::Release);
     }
+
+    /// Puts back a slot claimed with [`Slot::claim_live`] whose fd turned
+    /// out to still be the ring.
+    pub fn restore_live(&self) {
+        self.state.store(LIVE, Ordering::Release);
+    }
+}
+
+/// False once the table may no longer match the fd table: a
+/// `close_range(CLOSE_RANGE_UNSHARE)` over the range closed fds in a
+/// private copy of the fd table that the slots cannot follow. From then on
+/// every lookup checks the fd itself ([`known_ident`] answers None).
+static TRUSTED: AtomicBool = AtomicBool::new(true);
+
+/// Stops trusting the table for lookups (see [`TRUSTED`]).
+pub fn distrust() {
+    TRUSTED.store(false, Ordering::Relaxed);
+}
+
+/// The memfd identity of ring `fd`, if `fd` is a ring fd this library
+/// handed out and still tracks: then `fd` refers to that ring without
+/// asking the kernel, because every way the program can make `fd` refer to
+/// something else (`close`, `close_range`, `dup2`, `dup3` onto it) reaches
+/// the library first. None otherwise (the caller then checks the fd).
+pub fn known_ident(fd: i32) -> Option<(u64, u64)> {
+    let s = slot(fd)?;
+    if !TRUSTED.load(Ordering::Relaxed) || !s.is_live() || s.inherited.load(Ordering::Relaxed) {
+        return None;
+    }
+    let id = s.ident();
+    // The slot may have been closed and filled again while we read it:
+    // the identity counts only if it is still live (a ring closed and
+    // replaced in between has another identity, which the engine then
+    // does not find, and falls back to the fd).
+    s.is_live().then_some(id)
 }
 
 static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new() }; MAX_SLOTS];
@@ -198,7 +236,7 @@ pub fn other_fd_refers(id: (u64, u64), exclude: [i32; 2]) -> bool {
     let mut seen = 0usize;
     'scan: while seen < 1 << 20 {
         // SAFETY: getdents64 fills at most buf.len() bytes of buf.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        let n = unsafe { crate::interpose::real_syscall(libc::SYS_getdents64, dir as libc::c_long, buf.as_mut_ptr() as libc::c_long, buf.len() as libc::c_long, 0, 0, 0) };
         if n <= 0 {
             break;
         }

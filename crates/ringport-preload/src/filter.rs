@@ -1,17 +1,17 @@
 //! The seccomp filter: a classic BPF program that returns
-//! `SECCOMP_RET_TRAP` for the io_uring system calls and for `close` /
-//! `close_range` reaching into the reserved ring-fd range, and
-//! `SECCOMP_RET_ALLOW` for everything else.
+//! `SECCOMP_RET_TRAP` for the io_uring system calls, for `close` /
+//! `close_range` reaching into the reserved ring-fd range, and for `dup2` /
+//! `dup3` onto it, and `SECCOMP_RET_ALLOW` for everything else.
 //!
 //! Seccomp runs every installed filter and takes the most restrictive
 //! action in a fixed order (KILL > TRAP > ERRNO > USER_NOTIF > TRACE > LOG >
 //! ALLOW), so adding this filter over a container's "io_uring → EPERM"
 //! filter makes those calls trap to us.
 //!
-//! The library's own `close` calls must not trap again: they carry
-//! [`BYPASS`] in the upper half of the first argument, which the kernel
-//! ignores (`close` and `close_range` take `unsigned int`) and the filter
-//! lets through. This marker is the same in every generation of the
+//! The library's own `close` (and `dup2`/`dup3`) calls must not trap
+//! again: they carry [`BYPASS`] in the upper half of the first argument,
+//! which the kernel ignores (`close`, `close_range`, `dup2` and `dup3` take
+//! `unsigned int`) and the filter lets through. This marker is the same in every generation of the
 //! library, so filters stacked by an `exec`ed program that loads the library
 //! again let each other's bypass calls through as well.
 
@@ -125,6 +125,8 @@ pub fn interception_program(base: u32, end: u32) -> Vec<libc::sock_filter> {
         p.extend([
             Jeq(arch::NR_CLOSE, T::L("close"), T::Next),
             Jeq(arch::NR_CLOSE_RANGE, T::L("close_range"), T::Next),
+            Jeq(arch::NR_DUP2, T::L("dup"), T::Next),
+            Jeq(arch::NR_DUP3, T::L("dup"), T::Next),
             Ret(SECCOMP_RET_ALLOW),
             // close(fd): trap when base <= fd < end, unless it is our own.
             Label("close"),
@@ -142,6 +144,14 @@ pub fn interception_program(base: u32, end: u32) -> Vec<libc::sock_filter> {
             Jge(end, T::L("allow"), T::Next),
             Ld(off_arg_lo(1)),
             Jge(base, T::L("trap"), T::L("allow")),
+            // dup2/dup3(old, new, ...): trap when base <= new < end, unless
+            // it is our own.
+            Label("dup"),
+            Ld(off_arg_hi(0)),
+            Jeq(BYPASS, T::L("allow"), T::Next),
+            Ld(off_arg_lo(1)),
+            Jge(base, T::Next, T::L("allow")),
+            Jge(end, T::L("allow"), T::L("trap")),
         ]);
     }
     p.extend([Label("allow"), Ret(SECCOMP_RET_ALLOW), Label("trap"), Ret(trap)]);
@@ -186,7 +196,7 @@ pub fn install_program(prog: &[libc::sock_filter], all_threads: bool) -> i64 {
     // SAFETY: fprog points to `prog`, which outlives the call; the kernel
     // copies the program.
     let r = unsafe {
-        libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
+        crate::interpose::real_syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog as libc::c_long, 0, 0, 0)
     };
     if r < 0 {
         -(errno() as i64)
@@ -207,7 +217,7 @@ mod tests {
     #[test]
     fn jumps_resolve_forward() {
         let p = interception_program(1000, 2000);
-        assert!(p.len() < 40);
+        assert!(p.len() < 48);
         // The last two instructions are the two returns.
         assert_eq!(p[p.len() - 2].k, SECCOMP_RET_ALLOW);
         assert_eq!(p[p.len() - 1].k, SECCOMP_RET_TRAP | TRAP_DATA);

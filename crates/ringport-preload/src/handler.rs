@@ -1,6 +1,15 @@
-//! The SIGSYS handler: decodes a trapped system call from the signal's
-//! `ucontext`, serves it from the engine (`ringport::sys`), and writes the
-//! result where the program's `syscall` instruction leaves it.
+//! The two ways in: the SIGSYS handler, which decodes a trapped system call
+//! from the signal's `ucontext`, and the interposed `syscall()`
+//! ([`serve_syscall`]), which is handed the same call as arguments. Both
+//! go through one [`dispatch`], which serves the call from the engine
+//! (`ringport_engine::sys`) and returns the value or `-errno`: the handler
+//! writes it where the program's `syscall` instruction leaves it, the
+//! interposer returns it with libc's convention (`-1` and `errno`).
+//!
+//! Both run the engine in the same conditions: every signal but SIGSYS
+//! blocked (the handler by its `sa_mask`, the interposer by
+//! `rt_sigprocmask` around the call), cancellation disabled, `errno`
+//! preserved, and a CQ wait given the mask the program had at the call.
 //!
 //! See `docs/INTERCEPTION.md` for the signal-context rule this code follows.
 //! In short: the handler runs with every signal blocked except SIGSYS
@@ -12,9 +21,9 @@
 //! program's mask swapped in atomically and holds nothing.
 
 use crate::{arch, fdtab, filter};
-use ringport::abi::{self, io_uring_getevents_arg, io_uring_params};
-use ringport::sys;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use ringport_engine::abi::{self, io_uring_getevents_arg, io_uring_params};
+use ringport_engine::sys;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// `si_code` of a seccomp SIGSYS.
 const SYS_SECCOMP: i32 = 1;
@@ -51,6 +60,120 @@ pub static CHAIN_HANDLER: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
 /// `sa_flags` of [`CHAIN_HANDLER`].
 pub static CHAIN_FLAGS: AtomicI32 = AtomicI32::new(0);
 
+/// How many of our traps the SIGSYS handler has served (io_uring calls and
+/// ring-fd closes that reached it as signals), for tests and benchmarks.
+pub static TRAPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the interposed `syscall()` serves io_uring calls itself (the
+/// default) or lets them trap like inline instructions
+/// (`RINGPORT_SYSCALL_FASTPATH=0` at install, to measure or compare).
+pub static FAST_PATH: AtomicBool = AtomicBool::new(true);
+
+/// True when the interposed `syscall()` should serve call `nr` itself:
+/// exactly the calls the seccomp filter traps (see `filter.rs`), decided
+/// the same way from the same 32-bit halves: the io_uring calls, and
+/// `close`/`close_range` reaching into the reserved ring-fd range and
+/// `dup2`/`dup3` onto it, unless they carry the library's own
+/// [`filter::BYPASS`] marker.
+#[inline]
+pub(crate) fn is_served(nr: libc::c_long, a1: u64, a2: u64) -> bool {
+    let nr = nr as u32;
+    let served = match nr {
+        arch::NR_IO_URING_SETUP | arch::NR_IO_URING_ENTER | arch::NR_IO_URING_REGISTER => true,
+        n if n == arch::NR_CLOSE || n == arch::NR_CLOSE_RANGE || n == arch::NR_DUP2 || n == arch::NR_DUP3 => {
+            let (base, end) = fdtab::range();
+            let (first, marker) = (a1 as u32, (a1 >> 32) as u32);
+            let in_range = |fd: u32| fd >= base as u32 && fd < end as u32;
+            if base >= end || marker == filter::BYPASS {
+                false
+            } else if n == arch::NR_CLOSE {
+                in_range(first)
+            } else if n == arch::NR_CLOSE_RANGE {
+                first < end as u32 && a2 as u32 >= base as u32
+            } else {
+                in_range(a2 as u32)
+            }
+        }
+        _ => false,
+    };
+    served && FAST_PATH.load(Ordering::Relaxed)
+}
+
+/// Serves one call the filter would trap, made through the interposed
+/// `syscall()`, without a signal: blocks every signal but SIGSYS for the
+/// engine's run (what the trap's `sa_mask` does), disables cancellation,
+/// dispatches with the program's own mask for a CQ wait, and returns the
+/// result as libc's `syscall` would (`-1` with `errno` on error; `errno`
+/// untouched on success).
+///
+/// # Safety
+/// As the system call `nr` with arguments `a` (the engine fault-checks
+/// every pointer it is given).
+pub(crate) unsafe fn serve_syscall(nr: u32, a: [u64; 6]) -> libc::c_long {
+    let block: u64 = !(1u64 << (libc::SIGSYS - 1));
+    let mut old: u64 = 0;
+    // SAFETY: rt_sigprocmask with the kernel's 8-byte sets, both ours.
+    let blocked = unsafe {
+        crate::interpose::real_syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK as libc::c_long,
+            &block as *const u64 as libc::c_long,
+            &mut old as *mut u64 as libc::c_long,
+            8,
+            0,
+            0,
+        )
+    } == 0;
+    // (rt_sigprocmask cannot fail with these arguments; if it did, the call
+    // is served with signals as they are and a wait with no mask.)
+    // SAFETY: errno location is thread-local and always valid.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    let mut cancel = 0;
+    // SAFETY: only flips the calling thread's cancelability (a TLS flag).
+    unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel) };
+    let ret = dispatch(nr, a, old);
+    // SAFETY: restoring the state changed above; `old` is the mask the
+    // kernel reported, so the program's mask is back as it was.
+    unsafe {
+        pthread_setcancelstate(cancel, core::ptr::null_mut());
+        if blocked {
+            crate::interpose::real_syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK as libc::c_long,
+                &old as *const u64 as libc::c_long,
+                0,
+                8,
+                0,
+                0,
+            );
+        }
+    }
+    // SAFETY: as above.
+    let errno = unsafe { &mut *libc::__errno_location() };
+    if (-4095..0).contains(&ret) {
+        *errno = -ret as i32;
+        -1
+    } else {
+        *errno = saved_errno;
+        ret as libc::c_long
+    }
+}
+
+/// Serves one intercepted call, the same way whichever path it came by:
+/// `a` are its six arguments, `mask` the program's signal mask at the call
+/// (first word), which a CQ wait sleeps with. Returns the value or `-errno`.
+fn dispatch(nr: u32, a: [u64; 6], mask: u64) -> i64 {
+    match nr {
+        arch::NR_IO_URING_SETUP => setup(a[0] as u32, a[1] as usize as *mut io_uring_params),
+        arch::NR_IO_URING_ENTER => enter(a, mask),
+        arch::NR_IO_URING_REGISTER => register(a),
+        arch::NR_CLOSE => close(a[0] as u32 as i32),
+        arch::NR_CLOSE_RANGE => close_range(a[0] as u32, a[1] as u32, a[2] as u32),
+        n if n == arch::NR_DUP2 || n == arch::NR_DUP3 => dup(n, a),
+        _ => -(libc::ENOSYS as i64),
+    }
+}
+
 fn getpid() -> i32 {
     // SAFETY: getpid cannot fail.
     unsafe { libc::getpid() }
@@ -65,7 +188,7 @@ fn neg_errno() -> i64 {
 pub(crate) fn bypass_close(fd: i32) -> i64 {
     let arg = ((filter::BYPASS as u64) << 32) | fd as u32 as u64;
     // SAFETY: close on an fd number; the marker bits are ignored by the kernel.
-    let r = unsafe { libc::syscall(libc::SYS_close, arg as libc::c_long) };
+    let r = unsafe { crate::interpose::real_syscall(libc::SYS_close, arg as libc::c_long, 0, 0, 0, 0, 0) };
     if r < 0 {
         neg_errno()
     } else {
@@ -78,7 +201,21 @@ fn bypass_close_range(first: u32, last: u32, flags: u32) -> i64 {
     let arg = ((filter::BYPASS as u64) << 32) | first as u64;
     // SAFETY: plain close_range; the marker bits are ignored by the kernel.
     let r = unsafe {
-        libc::syscall(libc::SYS_close_range, arg as libc::c_long, last as libc::c_long, flags as libc::c_long)
+        crate::interpose::real_syscall(libc::SYS_close_range, arg as libc::c_long, last as libc::c_long, flags as libc::c_long, 0, 0, 0)
+    };
+    if r < 0 {
+        neg_errno()
+    } else {
+        r as i64
+    }
+}
+
+/// `dup2`/`dup3` that the filter lets through.
+fn bypass_dup(nr: u32, old: u32, new: u32, flags: u64) -> i64 {
+    let arg = ((filter::BYPASS as u64) << 32) | old as u64;
+    // SAFETY: plain dup2/dup3; the marker bits are ignored by the kernel.
+    let r = unsafe {
+        crate::interpose::real_syscall(nr as libc::c_long, arg as libc::c_long, new as libc::c_long, flags as libc::c_long, 0, 0, 0)
     };
     if r < 0 {
         neg_errno()
@@ -99,6 +236,7 @@ pub unsafe extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t,
         unsafe { chain(sig, info, uc) };
         return;
     }
+    TRAPPED.fetch_add(1, Ordering::Relaxed);
     let uc = uc as *mut libc::ucontext_t;
     // SAFETY: errno location is thread-local and always valid.
     let saved_errno = unsafe { *libc::__errno_location() };
@@ -108,15 +246,9 @@ pub unsafe extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t,
     unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel) };
     // SAFETY: uc is the kernel-provided ucontext of this SIGSYS.
     let a = unsafe { arch::args(uc) };
-    let ret = match si.syscall as u32 {
-        arch::NR_IO_URING_SETUP => setup(a[0] as u32, a[1] as usize as *mut io_uring_params),
-        // SAFETY: as above.
-        arch::NR_IO_URING_ENTER => enter(a, unsafe { arch::saved_sigmask(uc) }),
-        arch::NR_IO_URING_REGISTER => register(a),
-        arch::NR_CLOSE => close(a[0] as u32 as i32),
-        arch::NR_CLOSE_RANGE => close_range(a[0] as u32, a[1] as u32, a[2] as u32),
-        _ => -(libc::ENOSYS as i64),
-    };
+    // SAFETY: as above.
+    let mask = unsafe { arch::saved_sigmask(uc) };
+    let ret = dispatch(si.syscall as u32, a, mask);
     // SAFETY: as above; the handler has not returned.
     unsafe { arch::set_result(uc, ret) };
     // SAFETY: restoring the state saved above.
@@ -270,8 +402,8 @@ fn read_user<T: Copy>(addr: u64) -> Option<T> {
 }
 
 /// `io_uring_enter`. A wait (`GETEVENTS`) without a signal mask of the
-/// program's own is given the program's current mask (saved in the
-/// ucontext), so the engine sleeps in `ppoll` with it: the program's
+/// program's own is given the program's mask at the call (saved in the
+/// ucontext, or returned by the interposer's `rt_sigprocmask`), so the engine sleeps in `ppoll` with it: the program's
 /// signals interrupt the wait with EINTR, atomically, as on the kernel,
 /// while the rest of the call runs with signals blocked.
 fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
@@ -285,9 +417,17 @@ fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
     // SIGSYS is never blocked while waiting: a handler that runs during the
     // wait may make io_uring calls itself.
     let mask: u64 = saved_mask & !(1u64 << (libc::SIGSYS - 1));
+    // A ring fd this library handed out and tracks needs no fstat to be
+    // found (see fdtab::known_ident).
+    let known = if flags & abi::IORING_ENTER_REGISTERED_RING == 0 { fdtab::known_ident(fd) } else { None };
     let call = |arg: *const libc::c_void, argsz: usize| -> i64 {
         // SAFETY: sys fault-checks every pointer it is given.
-        unsafe { sys::io_uring_enter(fd, to_submit, min, flags, arg, argsz) as i64 }
+        unsafe {
+            match known {
+                Some(ring) => sys::io_uring_enter_known(fd, ring, to_submit, min, flags, arg, argsz) as i64,
+                None => sys::io_uring_enter(fd, to_submit, min, flags, arg, argsz) as i64,
+            }
+        }
     };
     if flags & abi::IORING_ENTER_GETEVENTS == 0 {
         return call(arg, argsz);
@@ -323,6 +463,42 @@ fn register(a: [u64; 6]) -> i64 {
     }
     // SAFETY: sys fault-checks the argument pointer.
     unsafe { sys::io_uring_register(fd, opcode, a[2] as usize as *mut libc::c_void, a[3] as u32) as i64 }
+}
+
+/// `dup2(old, new)` / `dup3(old, new, flags)` with `new` in the reserved
+/// range. The kernel replaces `new` atomically; when `new` was a ring fd
+/// the library handed out, the ring loses that fd just as a `close` of it
+/// would lose it (freed, or orphaned while a `dup` of it is open), so the
+/// ring-fd table keeps matching the fd table.
+fn dup(nr: u32, a: [u64; 6]) -> i64 {
+    let (old, new) = (a[0] as u32, a[1] as u32);
+    let claimed = fdtab::slot(new as i32).filter(|s| getpid() == OWNER_PID.load(Ordering::Relaxed) && s.claim_live());
+    let r = bypass_dup(nr, old, new, a[2]);
+    if let Some(slot) = claimed {
+        if fdtab::ident(new as i32) == Some(slot.ident()) {
+            // Still the ring: the call failed, or was dup2(H, H).
+            slot.restore_live();
+        } else {
+            ring_lost_fd(slot);
+            slot.release();
+        }
+    }
+    r
+}
+
+/// The ring of `slot` (claimed by the caller) no longer has its program
+/// fd: free it, or keep it as an orphan while another fd refers to it.
+fn ring_lost_fd(slot: &fdtab::Slot) {
+    let id = slot.ident();
+    let low = slot.low.load(Ordering::Relaxed);
+    if fdtab::ident(low) != Some(id) {
+        return;
+    }
+    if slot.inherited.load(Ordering::Relaxed) {
+        bypass_close(low);
+    } else if !(fdtab::other_fd_refers(id, [low, -1]) && fdtab::add_orphan(low, id)) {
+        sys::io_uring_close(low);
+    }
 }
 
 /// `close(fd)` for an fd in the reserved range.
@@ -384,6 +560,11 @@ fn close_ring(fd: i32, slot: &fdtab::Slot) -> i64 {
 /// `close_range(first, last, flags)` meeting the reserved range.
 fn close_range(first: u32, last: u32, flags: u32) -> i64 {
     let unshare_or_cloexec = flags & (libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0;
+    if flags & libc::CLOSE_RANGE_UNSHARE != 0 && flags & libc::CLOSE_RANGE_CLOEXEC == 0 {
+        // The fds close in a private copy of the fd table the slots cannot
+        // follow: look every ring fd up by itself from now on.
+        fdtab::distrust();
+    }
     if !unshare_or_cloexec && getpid() == OWNER_PID.load(Ordering::Relaxed) {
         for (fd, slot) in fdtab::slots() {
             if (fd as u32) < first || fd as u32 > last || !slot.claim_live() {

@@ -1,6 +1,17 @@
 //! libc functions the library interposes (by symbol, through `LD_PRELOAD`,
-//! or at static link time for a Rust program that links this crate), to
-//! keep SIGSYS deliverable and the handler in place.
+//! or at static link time for a Rust program that links this crate): the
+//! signal functions, to keep SIGSYS deliverable and the handler in place,
+//! and `syscall`, the fast path for io_uring calls made through it.
+//!
+//! `syscall(2)`: fio's io_uring engine and the `io-uring` crate make their
+//! io_uring calls through libc's `syscall()`, not inline instructions.
+//! Once interception is active, the interposed `syscall` serves
+//! `io_uring_setup`/`enter`/`register`, and `close`/`close_range` of the
+//! reserved ring-fd range (exactly what the filter traps), by calling the
+//! handler's dispatch directly ([`crate::handler::serve_syscall`]): no
+//! seccomp trap, no signal. Every other call, every call before install,
+//! and the library's own calls ([`real_syscall`]) go to the next
+//! definition (libc's) unchanged.
 //!
 //! A seccomp trap raised while SIGSYS is blocked, or while its action is
 //! the default, kills the process (the kernel forces the default action).
@@ -57,14 +68,138 @@ static NEXT_SIGACTION: AtomicUsize = AtomicUsize::new(0);
 static NEXT_PTHREAD_SIGMASK: AtomicUsize = AtomicUsize::new(0);
 static NEXT_SIGPROCMASK: AtomicUsize = AtomicUsize::new(0);
 static NEXT_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+static NEXT_SYSCALL: AtomicUsize = AtomicUsize::new(0);
 
 /// Resolves libc's definitions now (`dlsym` may allocate, so this is done
-/// at install, not first in some `vfork` child or signal handler).
+/// at load and at install, not first in some `vfork` child or signal
+/// handler).
 pub fn resolve_all() {
     next(&NEXT_SIGACTION, c"sigaction");
     next(&NEXT_PTHREAD_SIGMASK, c"pthread_sigmask");
     next(&NEXT_SIGPROCMASK, c"sigprocmask");
     next(&NEXT_SIGNAL, c"signal");
+    next(&NEXT_SYSCALL, c"syscall");
+}
+
+extern "C" fn resolve_at_load() {
+    resolve_all();
+}
+
+/// Resolves libc's definitions when the object holding the interposers is
+/// loaded (the cdylib) or when the program starts (a Rust program linking
+/// this crate), whether or not `install` is ever called: the interposed
+/// `syscall` is used from the start, by std's futex calls among others.
+#[used]
+#[link_section = ".init_array"]
+static RESOLVE_AT_LOAD: extern "C" fn() = resolve_at_load;
+
+type SyscallFn = unsafe extern "C" fn(libc::c_long, libc::c_long, libc::c_long, libc::c_long, libc::c_long, libc::c_long, libc::c_long) -> libc::c_long;
+
+/// libc's `syscall`, bypassing our interposer: `-1` and `errno` on error.
+/// The library's own system calls go through here.
+///
+/// # Safety
+/// As `syscall(2)` with system call `nr` and these arguments.
+pub unsafe fn real_syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long, a3: libc::c_long, a4: libc::c_long, a5: libc::c_long, a6: libc::c_long) -> libc::c_long {
+    let p = next(&NEXT_SYSCALL, c"syscall");
+    if p == 0 {
+        // No libc definition to be found (a static program): make the
+        // call ourselves, with the same convention.
+        // SAFETY: the caller's system call and arguments.
+        let r = unsafe { raw_syscall(nr, [a1, a2, a3, a4, a5, a6]) };
+        if (-4095..0).contains(&r) {
+            // SAFETY: __errno_location is always valid.
+            unsafe { *libc::__errno_location() = -r as i32 };
+            return -1;
+        }
+        return r;
+    }
+    // SAFETY: p is libc's syscall. It is variadic, but on x86_64 and
+    // aarch64 (Linux) integer variadic arguments travel in the same
+    // registers and stack slots as these seven fixed ones, and glibc's
+    // implementation reads exactly seven.
+    let f: SyscallFn = unsafe { core::mem::transmute(p) };
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { f(nr, a1, a2, a3, a4, a5, a6) }
+}
+
+/// System call `nr` by the architecture's own instruction: the value, or
+/// `-errno`.
+///
+/// # Safety
+/// As the system call.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+    let r: libc::c_long;
+    // SAFETY: the syscall instruction with the kernel's x86_64 convention
+    // (number in rax, arguments in rdi rsi rdx r10 r8 r9; rcx and r11
+    // clobbered); memory effects are the caller's system call's.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2], in("r10") a[3], in("r8") a[4], in("r9") a[5],
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// System call `nr` by the architecture's own instruction: the value, or
+/// `-errno`.
+///
+/// # Safety
+/// As the system call.
+#[cfg(target_arch = "aarch64")]
+unsafe fn raw_syscall(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+    let r: libc::c_long;
+    // SAFETY: `svc 0` with the kernel's aarch64 convention (number in x8,
+    // arguments and result in x0..x5); memory effects are the caller's
+    // system call's.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a[0] => r, in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4], in("x5") a[5],
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// No system call instruction for this architecture here: ENOSYS.
+///
+/// # Safety
+/// None.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn raw_syscall(_nr: libc::c_long, _a: [libc::c_long; 6]) -> libc::c_long {
+    -(libc::ENOSYS as libc::c_long)
+}
+
+/// Interposed `syscall(2)`. Declared with seven `long` parameters: on
+/// x86_64 (and aarch64 Linux) a variadic call with integer arguments puts
+/// them where a seven-argument function finds them, and a caller that
+/// passed fewer leaves unused registers and a stack slot of its own frame,
+/// which are read but ignored (libc's own `syscall` reads them the same
+/// way).
+///
+/// While interception is active, the io_uring calls and ring-fd closes
+/// the seccomp filter would trap are served directly
+/// ([`crate::handler::serve_syscall`]) with libc's convention (`-1` and
+/// `errno`); everything else goes to libc's `syscall` unchanged.
+///
+/// # Safety
+/// As `syscall(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long, a3: libc::c_long, a4: libc::c_long, a5: libc::c_long, a6: libc::c_long) -> libc::c_long {
+    if ACTIVE.load(Ordering::Relaxed) && crate::handler::is_served(nr, a1 as u64, a2 as u64) {
+        let args = [a1, a2, a3, a4, a5, a6].map(|a| a as u64);
+        // SAFETY: the caller's system call, served as the trap would be.
+        return unsafe { crate::handler::serve_syscall(nr as u32, args) };
+    }
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { real_syscall(nr, a1, a2, a3, a4, a5, a6) }
 }
 
 /// libc's `sigaction`, bypassing our interposer.
@@ -113,7 +248,7 @@ unsafe fn mask_call(cache: &AtomicUsize, name: &core::ffi::CStr, how: libc::c_in
         return unsafe { f(how, set, old) };
     }
     // SAFETY: the raw system call with the kernel's 8-byte mask size.
-    let r = unsafe { libc::syscall(libc::SYS_rt_sigprocmask, how, set, old, 8) };
+    let r = unsafe { real_syscall(libc::SYS_rt_sigprocmask, how as libc::c_long, set as libc::c_long, old as libc::c_long, 8, 0, 0) };
     match (r, posix_ret) {
         (0, _) => 0,
         // SAFETY: errno of the failed call.
@@ -203,4 +338,33 @@ pub unsafe extern "C" fn signal(sig: libc::c_int, handler: libc::sighandler_t) -
     let f: SignalFn = unsafe { core::mem::transmute(p) };
     // SAFETY: forwarding.
     unsafe { f(sig, handler) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback used when libc's `syscall` cannot be found: the
+    /// kernel's value, or `-errno`.
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn raw_syscall_returns_value_or_negative_errno() {
+        // SAFETY: getpid and a close of an fd that cannot be open.
+        unsafe {
+            assert_eq!(raw_syscall(libc::SYS_getpid, [0; 6]), libc::getpid() as libc::c_long);
+            assert_eq!(raw_syscall(libc::SYS_close, [-1, 0, 0, 0, 0, 0]), -(libc::EBADF as libc::c_long));
+        }
+    }
+
+    /// Before install, the interposed `syscall` is libc's.
+    #[test]
+    fn syscall_passes_through_before_install() {
+        // SAFETY: getpid, through the interposer.
+        let r = unsafe { syscall(libc::SYS_getpid, 0, 0, 0, 0, 0, 0) };
+        // SAFETY: getpid cannot fail.
+        assert_eq!(r, unsafe { libc::getpid() } as libc::c_long);
+        // SAFETY: close of an fd that cannot be open.
+        let r = unsafe { syscall(libc::SYS_close, -1, 0, 0, 0, 0, 0) };
+        assert_eq!((r, std::io::Error::last_os_error().raw_os_error()), (-1, Some(libc::EBADF)));
+    }
 }

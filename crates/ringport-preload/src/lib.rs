@@ -6,21 +6,29 @@
 //!    signal blocked while it runs);
 //! 2. sets `PR_SET_NO_NEW_PRIVS` and adds a seccomp filter returning
 //!    `SECCOMP_RET_TRAP` for `io_uring_setup`, `io_uring_enter`,
-//!    `io_uring_register`, and for `close`/`close_range` of the reserved
-//!    ring-fd range (see [`fdtab`]).
+//!    `io_uring_register`, for `close`/`close_range` of the reserved
+//!    ring-fd range, and for `dup2`/`dup3` onto it (see [`fdtab`]).
 //!
 //! The handler reads the syscall number and arguments from the signal's
-//! ucontext, calls `ringport::sys::*`, and writes the result into the
-//! return register. This catches liburing's inline `syscall` instructions,
-//! which interposing libc's `syscall()` would miss. TRAP outranks ERRNO, so
-//! it works under a container's "io_uring → EPERM" filter, and where the
-//! kernel allows io_uring ringport serves the calls anyway.
+//! ucontext, calls `ringport_engine::sys::*`, and writes the result into the
+//! return register. This catches liburing's inline `syscall` instructions.
+//! TRAP outranks ERRNO, so it works under a container's "io_uring → EPERM"
+//! filter, and where the kernel allows io_uring ringport serves the calls
+//! anyway.
+//!
+//! Calls made through libc's `syscall()` (fio, the `io-uring` crate) take a
+//! faster path: the library interposes `syscall`, and once installed serves
+//! the calls the filter would trap by calling the handler's dispatch
+//! directly, with no signal (about a fifth of the trap's cost). Set
+//! `RINGPORT_SYSCALL_FASTPATH=0` before install to let them trap instead.
 //!
 //! A Rust program can serve its own io_uring calls in-process with one line,
-//! `ringport_preload::install()`, before it makes any. Linking this crate
-//! also interposes `pthread_sigmask`, `sigprocmask`, `sigaction` and
+//! `ringport::install()` (this crate's [`install`], re-exported by the
+//! `ringport` facade), before it makes any. Linking this crate also
+//! interposes `syscall`, `pthread_sigmask`, `sigprocmask`, `sigaction` and
 //! `signal` in that program: they pass straight through to libc until
-//! `install()` succeeds, then keep SIGSYS deliverable (see `interpose.rs`).
+//! `install()` succeeds, then serve io_uring calls and keep SIGSYS
+//! deliverable (see `interpose.rs`).
 //!
 //! Behaviour around `fork`, `exec`, signals and threads, and the rule the
 //! handler follows in signal context, are in `docs/INTERCEPTION.md`.
@@ -91,6 +99,21 @@ pub fn is_installed() -> bool {
     STATE.load(Ordering::Acquire) == INSTALLED
 }
 
+/// How many calls this process's SIGSYS handler has served (io_uring calls
+/// and ring-fd closes that arrived as seccomp traps). Calls made through
+/// libc's `syscall()` are served by the interposer and not counted: for
+/// tests and benchmarks, to tell the two paths apart.
+pub fn trap_count() -> u64 {
+    handler::TRAPPED.load(Ordering::Relaxed)
+}
+
+/// [`trap_count`] for C programs run under the preloaded library (look it
+/// up with `dlsym(RTLD_DEFAULT, "ringport_preload_trap_count")`).
+#[no_mangle]
+pub extern "C" fn ringport_preload_trap_count() -> u64 {
+    trap_count()
+}
+
 fn errno() -> i32 {
     // SAFETY: __errno_location is always valid.
     unsafe { *libc::__errno_location() }
@@ -104,6 +127,8 @@ fn install_once() -> Result<(), InstallError> {
     handler::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let (base, end) = fdtab::choose_range();
     interpose::resolve_all();
+    let fast = std::env::var_os("RINGPORT_SYSCALL_FASTPATH").is_none_or(|v| v != "0");
+    handler::FAST_PATH.store(fast, Ordering::Relaxed);
 
     // 1. The handler, before any call can trap.
     // SAFETY: a zeroed sigaction is a valid starting point; the set calls
@@ -136,7 +161,7 @@ fn install_once() -> Result<(), InstallError> {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGSYS);
-        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_UNBLOCK, &set as *const libc::sigset_t, 0usize, 8usize);
+        interpose::real_syscall(libc::SYS_rt_sigprocmask, libc::SIG_UNBLOCK as libc::c_long, &set as *const libc::sigset_t as libc::c_long, 0, 8, 0, 0);
     }
 
     // 4. The filter, for every thread if possible.

@@ -27,6 +27,14 @@ fn dup_of_ring_fd_reaches_the_ring() {
     lifecycle("dup", 30);
 }
 
+/// dup2/dup3 onto a ring fd (trapped, or through the interposed
+/// syscall()) replace it as on the kernel: the ring is freed, or lives on
+/// through a dup, and the ring-fd table follows.
+#[test]
+fn dup2_over_ring_fd_frees_or_orphans_the_ring() {
+    lifecycle("dup2", 30);
+}
+
 #[test]
 fn fork_child_gets_eexist_on_parent_rings_and_can_make_its_own() {
     lifecycle("fork", 30);

@@ -62,8 +62,14 @@ pub enum Backend {
     Ringport,
     /// The kernel's io_uring, through the `io-uring` crate.
     Kernel,
-    /// Raw io_uring syscalls served through the interception path.
+    /// Raw io_uring syscalls served through the interception path, every
+    /// one trapped (seccomp, SIGSYS): what inline `syscall` instructions
+    /// (liburing) get.
     Trapped,
+    /// The same calls made through libc's `syscall()`, served by the
+    /// interception library's interposed `syscall()` without a trap: what
+    /// fio's setup/register and the `io-uring` crate get.
+    Syscall,
     /// A blocking `pread`/`pwrite` loop.
     Psync,
     /// Each op handed to a pool of threads (like `tokio::fs`).
@@ -72,7 +78,8 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, in report order.
-    pub const ALL: [Backend; 5] = [Backend::Ringport, Backend::Kernel, Backend::Trapped, Backend::Psync, Backend::Threadpool];
+    pub const ALL: [Backend; 6] =
+        [Backend::Ringport, Backend::Kernel, Backend::Trapped, Backend::Syscall, Backend::Psync, Backend::Threadpool];
 
     /// The name used on the command line, in tables and in JSON.
     pub fn name(self) -> &'static str {
@@ -80,6 +87,7 @@ impl Backend {
             Backend::Ringport => "ringport",
             Backend::Kernel => "kernel",
             Backend::Trapped => "ringport-trapped",
+            Backend::Syscall => "ringport-syscall",
             Backend::Psync => "psync",
             Backend::Threadpool => "threadpool",
         }
@@ -172,7 +180,7 @@ impl Kind {
     /// The backends run by default.
     pub fn default_backends(self) -> Vec<Backend> {
         match self {
-            Kind::Nop | Kind::Sqpoll => vec![Backend::Ringport, Backend::Kernel, Backend::Trapped],
+            Kind::Nop | Kind::Sqpoll => vec![Backend::Ringport, Backend::Kernel, Backend::Trapped, Backend::Syscall],
             _ => Backend::ALL.to_vec(),
         }
     }
@@ -322,6 +330,8 @@ pub struct Env {
     /// Why the `ringport-trapped` worker process could not be started or
     /// could not install interception, if so (see [`super::trapped`]).
     pub trapped_unavailable: Option<String>,
+    /// The same for the `ringport-syscall` worker.
+    pub syscall_unavailable: Option<String>,
 }
 
 impl Env {
@@ -335,6 +345,7 @@ impl Env {
                 .clone()
                 .or_else(|| if kind == Kind::Sqpoll { self.kernel_sqpoll_unavailable.clone() } else { None }),
             Backend::Trapped => self.trapped_unavailable.clone(),
+            Backend::Syscall => self.syscall_unavailable.clone(),
             _ => None,
         }
     }
@@ -418,11 +429,11 @@ fn thread_body(b: Backend, spec: &Spec, warm: Duration, dur: Duration, barrier: 
             let w = w.ok_or_else(|| io::Error::other("psync has no such workload"))??;
             run_psync(spec, &bufs, &Ctl::calibrated(dur, &w)).expect("checked above")
         }
-        Backend::Trapped => {
-            // Never in this process: the trapped backend runs the Kernel
-            // arm above in a worker process (see super::trapped).
+        Backend::Trapped | Backend::Syscall => {
+            // Never in this process: the interception backends run the
+            // Kernel arm above in a worker process (see super::trapped).
             barrier.wait();
-            Err(io::Error::other("ringport-trapped runs in its worker process, not here"))
+            Err(io::Error::other(format!("{} runs in its worker process, not here", b.name())))
         }
     }
 }

@@ -24,14 +24,21 @@ pub struct RunInfo {
     /// How `ringport-trapped` runs, or why it is unavailable (None when the
     /// run has no trapped figures, or before its worker is started).
     pub trapped: Option<String>,
+    /// The same for `ringport-syscall`.
+    pub syscall: Option<String>,
 }
 
-/// The header's line about `ringport-trapped`, if the run has it.
+/// The header's lines about `ringport-trapped` and `ringport-syscall`, if
+/// the run has them.
 pub fn trapped_line(info: &RunInfo) -> String {
-    match &info.trapped {
-        Some(t) => format!("ringport-trapped: {t}\n"),
-        None => String::new(),
+    let mut s = String::new();
+    if let Some(t) = &info.trapped {
+        s.push_str(&format!("ringport-trapped: {t}\n"));
     }
+    if let Some(t) = &info.syscall {
+        s.push_str(&format!("ringport-syscall: {t}\n"));
+    }
+    s
 }
 
 /// The header lines.
@@ -227,6 +234,13 @@ pub fn targets(figs: &[Figure]) -> Vec<Target> {
         Backend::Kernel,
         0.9,
     );
+    ratio(
+        "randread qd=32: ringport-syscall / kernel".into(),
+        find(figs, Kind::RandRead, 32),
+        Backend::Syscall,
+        Backend::Kernel,
+        0.9,
+    );
     // Issue 4: poll wake-up p50 within 2x of the kernel's; timer error
     // under 1 ms at p99 (on an idle machine). Every gap and timer length
     // run is checked.
@@ -262,6 +276,9 @@ pub struct TrapCost {
     pub kernel_ns: f64,
     /// ringport's native API time per enter (no trap), in ns, if measured.
     pub ringport_ns: Option<f64>,
+    /// ringport-syscall's time per enter (the interposed `syscall()`, no
+    /// trap), in ns, if measured.
+    pub syscall_ns: Option<f64>,
 }
 
 impl TrapCost {
@@ -281,7 +298,13 @@ pub fn trap_costs(figs: &[Figure]) -> Vec<TrapCost> {
     let mut v = Vec::new();
     for f in figs.iter().filter(|f| f.wl.kind == Kind::Nop && f.wl.threads == 1 && f.skipped.is_none()) {
         let (Some(trapped_ns), Some(kernel_ns)) = (per_enter(f, Backend::Trapped), per_enter(f, Backend::Kernel)) else { continue };
-        v.push(TrapCost { batch: f.wl.value, trapped_ns, kernel_ns, ringport_ns: per_enter(f, Backend::Ringport) });
+        v.push(TrapCost {
+            batch: f.wl.value,
+            trapped_ns,
+            kernel_ns,
+            ringport_ns: per_enter(f, Backend::Ringport),
+            syscall_ns: per_enter(f, Backend::Syscall),
+        });
     }
     v
 }
@@ -289,22 +312,26 @@ pub fn trap_costs(figs: &[Figure]) -> Vec<TrapCost> {
 /// The trap costs as a small table: per enter, ringport-trapped, the
 /// kernel, their difference (the cost of one trapped enter against one
 /// native one) and ratio; then ringport's native API and what the trap
-/// path adds to it (signal delivery, decoding, `sigreturn`).
+/// path adds to it (signal delivery, decoding, `sigreturn`); then
+/// ringport-syscall (the interposed `syscall()`, no trap) and what it adds
+/// to the kernel's.
 pub fn trap_costs_text(c: &[TrapCost]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "  {:<12} {:>16} {:>9} {:>16} {:>8} {:>12} {:>16}",
-        "nop", "ringport-trapped", "kernel", "trapped - kernel", "ratio", "ringport API", "trapped - API"
+        "  {:<12} {:>16} {:>9} {:>16} {:>8} {:>12} {:>16} {:>16} {:>16}",
+        "nop", "ringport-trapped", "kernel", "trapped - kernel", "ratio", "ringport API", "trapped - API", "ringport-syscall", "syscall - kernel"
     );
     let ns = |x: f64| fmt_ns(x.abs().round() as u64);
     let signed = |x: f64| format!("{}{}", if x < 0.0 { "-" } else { "+" }, ns(x));
     for x in c {
         let api = x.ringport_ns.map(ns).unwrap_or_else(|| "-".into());
         let over_api = x.ringport_ns.map(|r| signed(x.trapped_ns - r)).unwrap_or_else(|| "-".into());
+        let sys = x.syscall_ns.map(ns).unwrap_or_else(|| "-".into());
+        let sys_over = x.syscall_ns.map(|r| signed(r - x.kernel_ns)).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             s,
-            "  {:<12} {:>16} {:>9} {:>16} {:>8} {:>12} {:>16}",
+            "  {:<12} {:>16} {:>9} {:>16} {:>8} {:>12} {:>16} {:>16} {:>16}",
             format!("batch={}", x.batch),
             ns(x.trapped_ns),
             ns(x.kernel_ns),
@@ -312,6 +339,8 @@ pub fn trap_costs_text(c: &[TrapCost]) -> String {
             format!("{:.2}x", x.trapped_ns / x.kernel_ns),
             api,
             over_api,
+            sys,
+            sys_over,
         );
     }
     s
@@ -552,6 +581,7 @@ mod tests {
             file_mib: 128,
             show_threads: false,
             trapped: None,
+            syscall: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! The `ringport-trapped` backend: the `kernel` backend's code (the
 //! `io-uring` crate, making real `io_uring_setup`/`io_uring_enter`/
 //! `io_uring_register` system calls), run in a worker process that has
-//! called `ringport_preload::install()`. There every io_uring system call
-//! traps (seccomp `SECCOMP_RET_TRAP`, SIGSYS) and is served by the engine:
-//! what a C program on liburing gets under `ringport run`.
+//! called `ringport::install()` with `RINGPORT_SYSCALL_FASTPATH=0`. There
+//! every io_uring system call traps (seccomp `SECCOMP_RET_TRAP`, SIGSYS)
+//! and is served by the engine: what a C program on liburing gets under
+//! `ringport run`. (Without that variable the `io-uring` crate's calls,
+//! made through libc's `syscall()`, would take the interposed `syscall()`
+//! fast path instead, as fio's do.)
 //!
 //! # Why a worker process, and why exec rather than fork
 //!
@@ -65,6 +68,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// Set to `0` in the worker: its io_uring calls, made through libc's
+/// `syscall()` by the `io-uring` crate, then trap as inline ones do,
+/// instead of taking the interposed `syscall()` fast path.
+pub const FASTPATH_VAR: &str = "RINGPORT_SYSCALL_FASTPATH";
 /// The hidden `ringport` subcommand that runs the worker.
 pub const WORKER_COMMAND: &str = "__bench-trapped-worker";
 /// Every protocol line of the worker starts with this.
@@ -98,6 +105,9 @@ pub struct Launcher {
     args_var: Option<&'static str>,
     /// Extra environment for the worker.
     env: Vec<(OsString, OsString)>,
+    /// Whether the worker's `syscall()` calls take the interposed fast
+    /// path (the `ringport-syscall` backend) or trap (`ringport-trapped`).
+    fast_path: bool,
 }
 
 impl Launcher {
@@ -105,7 +115,14 @@ impl Launcher {
     pub fn this_binary() -> Launcher {
         let proc_exe = PathBuf::from("/proc/self/exe");
         let program = if proc_exe.exists() { proc_exe } else { std::env::current_exe().unwrap_or(proc_exe) };
-        Launcher { program, lead: vec![WORKER_COMMAND.into()], args_var: None, env: Vec::new() }
+        Launcher { program, lead: vec![WORKER_COMMAND.into()], args_var: None, env: Vec::new(), fast_path: false }
+    }
+
+    /// The same worker with the interposed `syscall()` fast path on: the
+    /// `ringport-syscall` backend.
+    pub fn with_fast_path(mut self) -> Launcher {
+        self.fast_path = true;
+        self
     }
 }
 
@@ -298,6 +315,11 @@ impl Worker {
                 cmd.args(&args);
             }
         }
+        // The io-uring crate calls libc's syscall(), which the interception
+        // library serves without a trap; ringport-trapped measures the
+        // trap (what liburing's inline instructions get), so it switches
+        // that off.
+        cmd.env(FASTPATH_VAR, if launcher.fast_path { "1" } else { "0" });
         for (k, v) in &launcher.env {
             cmd.env(k, v);
         }
@@ -516,9 +538,15 @@ impl Trapped {
     pub fn status(&self) -> String {
         match (&self.unavailable, &self.worker) {
             (Some(why), _) => format!("unavailable ({why})"),
+            (None, Some(w)) if self.launcher.fast_path => format!(
+                "the kernel backend's loops (io-uring crate, libc's syscall()) in worker process {}, \
+                 after ringport::install(): every io_uring call is served by the interposed syscall(), no trap (ring fd: {})",
+                w.pid(),
+                w.ring
+            ),
             (None, Some(w)) => format!(
                 "the kernel backend's loops (io-uring crate, raw syscalls) in worker process {}, \
-                 after ringport_preload::install(): every io_uring call traps into the engine (ring fd: {})",
+                 after ringport::install(): every io_uring call traps into the engine (ring fd: {})",
                 w.pid(),
                 w.ring
             ),
@@ -559,6 +587,7 @@ fn worker_env(args: &[String]) -> Result<Env, String> {
         write_files: Vec::new(),
         kernel_sqpoll_unavailable: None,
         trapped_unavailable: None,
+        syscall_unavailable: None,
     };
     for a in args {
         let f = FileArg::decode(a).ok_or_else(|| format!("bad worker argument '{a}'"))?;
@@ -592,9 +621,9 @@ fn install_and_check() -> Result<String, String> {
             "EACCES" => libc::EACCES,
             _ => libc::EPERM,
         };
-        return Err(format!("ringport_preload::install() failed: seccomp: {} (simulated: {FAKE_ERRNO_VAR}={name})", super::strerror(code)));
+        return Err(format!("ringport::install() failed: seccomp: {} (simulated: {FAKE_ERRNO_VAR}={name})", super::strerror(code)));
     }
-    ringport_preload::install().map_err(|e| format!("ringport_preload::install() failed: {e}"))?;
+    ringport::install().map_err(|e| format!("ringport::install() failed: {e}"))?;
     let ring = io_uring::IoUring::new(2).map_err(|e| format!("io_uring_setup through the interception path failed: {e}"))?;
     let link = std::fs::read_link(format!("/proc/self/fd/{}", ring.as_raw_fd()))
         .map(|p| p.display().to_string())
@@ -671,6 +700,7 @@ mod tests {
             lead: ["bench::trapped::tests::worker_shim", "--exact", "--nocapture", "--test-threads=1"].map(OsString::from).to_vec(),
             args_var: Some(TEST_ARGS_VAR),
             env: env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect(),
+            fast_path: false,
         }
     }
 
@@ -784,7 +814,7 @@ mod tests {
         let env = empty_env();
         let mut t = Trapped::start(&env, test_launcher(&[(FAKE_ERRNO_VAR, "EPERM")]));
         let why = t.unavailable.clone().expect("unavailable");
-        assert!(why.starts_with("ringport_preload::install() failed: seccomp: Operation not permitted"), "{why}");
+        assert!(why.starts_with("ringport::install() failed: seccomp: Operation not permitted"), "{why}");
         assert!(t.status().starts_with("unavailable ("), "{}", t.status());
         let wl = Workload { kind: Kind::Nop, value: 1, threads: 1 };
         assert!(t.run_rep(&wl, 0, Duration::from_millis(1), Duration::from_millis(1)).is_err());

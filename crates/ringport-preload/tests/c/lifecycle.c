@@ -6,6 +6,10 @@
  *   close-range  rings closed with close_range are freed
  *   dup          a dup of the ring fd works; closing the dup keeps the ring;
  *                closing the original keeps it too while the dup is open
+ *   dup2         dup2/dup3 of another file onto the ring fd: the fd is that
+ *                file now (enter on it: EOPNOTSUPP), and the ring is freed,
+ *                or lives on through a dup of it; dup2(fd, fd) changes
+ *                nothing
  *   fork         the child cannot use the parent's rings (EEXIST), can
  *                close them, and can make and use its own; the parent's
  *                ring is unaffected
@@ -177,6 +181,70 @@ static int mode_dup(void)
 	if (count_ring_mappings() >= base_maps || count_ring_fds() != 0)
 		FAIL("orphaned ring not freed: %d mappings (had %d with it), %d ring fds",
 		     count_ring_mappings(), base_maps, count_ring_fds());
+	return 0;
+}
+
+static int enter_nop(struct io_uring *ring, int fd)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	io_uring_prep_nop(sqe);
+	io_uring_smp_store_release(ring->sq.ktail, *ring->sq.ktail + 1);
+	ring->sq.sqe_head = ring->sq.sqe_tail;
+	return (int)syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+}
+
+static int mode_dup2(void)
+{
+	int base_maps = count_ring_mappings();
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	int h = ring.ring_fd;
+	/* dup2(h, h) changes nothing. */
+	if (dup2(h, h) != h)
+		FAIL("dup2(h, h)");
+	nop_roundtrip(&ring, "after dup2(h, h)");
+	/* dup2 of /dev/null onto the ring fd: the ring is freed. */
+	int null = open("/dev/null", O_RDONLY);
+	if (null < 0 || dup2(null, h) != h)
+		FAIL("dup2 onto the ring fd: %s", strerror(errno));
+	errno = 0;
+	if (syscall(__NR_io_uring_enter, h, 0, 0, 0, NULL, 0) != -1 || errno != EOPNOTSUPP)
+		FAIL("enter on the replaced fd: errno %d (want EOPNOTSUPP)", errno);
+	io_uring_queue_exit(&ring); /* unmaps liburing's views; closes h (/dev/null now) */
+	if (count_ring_mappings() != base_maps || count_ring_fds() != 0)
+		FAIL("ring not freed by dup2 over its fd: %d mappings (want %d), %d ring fds", count_ring_mappings(),
+		     base_maps, count_ring_fds());
+	/* With a dup open, the ring lives on through it (dup3 this time,
+	 * through syscall(), the interposed path). */
+	r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	h = ring.ring_fd;
+	int d = dup(h);
+	if (syscall(SYS_dup3, null, h, O_CLOEXEC) != h)
+		FAIL("dup3 onto the ring fd: %s", strerror(errno));
+	if (enter_nop(&ring, d) != 1)
+		FAIL("enter through the dup after dup3 over the original: %s", strerror(errno));
+	struct io_uring_cqe *cqe;
+	if (io_uring_peek_cqe(&ring, &cqe))
+		FAIL("no cqe through the dup");
+	io_uring_cqe_seen(&ring, cqe);
+	errno = 0;
+	if (enter_nop(&ring, h) != -1 || errno != EOPNOTSUPP)
+		FAIL("enter on the replaced fd: errno %d (want EOPNOTSUPP)", errno);
+	close(h);
+	ring.ring_fd = ring.enter_ring_fd = d;
+	io_uring_queue_exit(&ring); /* closes the dup: the last fd */
+	struct io_uring other;
+	if (io_uring_queue_init(4, &other, 0))
+		FAIL("second ring");
+	io_uring_queue_exit(&other);
+	if (count_ring_mappings() != base_maps || count_ring_fds() != 0)
+		FAIL("orphaned ring not freed: %d mappings (want %d), %d ring fds", count_ring_mappings(), base_maps,
+		     count_ring_fds());
+	close(null);
 	return 0;
 }
 
@@ -521,6 +589,8 @@ int main(int argc, char **argv)
 		return mode_close(1);
 	if (!strcmp(m, "dup"))
 		return mode_dup();
+	if (!strcmp(m, "dup2"))
+		return mode_dup2();
 	if (!strcmp(m, "fork"))
 		return mode_fork(0);
 	if (!strcmp(m, "fork-punt"))

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ringport::abi::{self, reg};
+use ringport_engine::abi::{self, reg};
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -37,7 +37,7 @@ const PROBE_OP: usize = 8;
 /// The ops ringport implements (and so must claim, and the kernel must too).
 fn ringport_ops() -> Vec<u8> {
     (0..=255u8)
-        .filter(|&o| ringport::opcode_name(o).is_some())
+        .filter(|&o| ringport_engine::opcode_name(o).is_some())
         .collect()
 }
 
@@ -68,7 +68,7 @@ fn register_probe() {
         // Every op ringport implements is reported supported (by both).
         for o in ringport_ops() {
             t.rec(
-                format!("op {o} ({})", ringport::opcode_name(o).unwrap_or("?")),
+                format!("op {o} ({})", ringport_engine::opcode_name(o).unwrap_or("?")),
                 probe_entry(&buf, o as usize),
             );
         }

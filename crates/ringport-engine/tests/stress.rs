@@ -4,7 +4,7 @@
 //! may leak, no heap memory may leak, nothing may hang, and the thread count
 //! stays bounded.
 
-use ringport::{cqueue, opcode, squeue::Flags, types, Ring};
+use ringport_engine::{cqueue, opcode, squeue::Flags, types, Ring};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -40,7 +40,13 @@ pub(crate) fn insert(fd: i32, ctx: Arc<Ctx>) {
 
 /// The ring behind `fd`: EBADF for a bad fd, EOPNOTSUPP for a non-ring.
 pub(crate) fn lookup(fd: i32) -> Result<Arc<Ctx>, Errno> {
-    let id = identity(fd)?;
+    lookup_ident(identity(fd)?)
+}
+
+/// The ring whose memfd identity is `id` (EOPNOTSUPP if none): the
+/// lookup for a caller that already knows which ring an fd refers to, so
+/// no `fstat` is needed.
+pub(crate) fn lookup_ident(id: (u64, u64)) -> Result<Arc<Ctx>, Errno> {
     let v = RINGS.get().read().unwrap_or_else(|e| e.into_inner());
     v.iter().find(|e| e.ctx.ident == id).map(|e| e.ctx.clone()).ok_or(Errno(libc::EOPNOTSUPP))
 }

@@ -5,6 +5,11 @@
 //! Everything a program shares with the engine (SQEs, CQEs, the params block,
 //! the ring offsets) has the kernel's layout; the asserts at the bottom of this
 //! file pin that layout at compile time.
+//!
+//! This is the bottom layer of ringport: `ringport-engine` serves this ABI,
+//! and the `ringport` facade re-exports it as `ringport::abi`.
+
+#![deny(missing_docs)]
 
 pub use linux_raw_sys::io_uring::{
     __kernel_timespec, io_cqring_offsets, io_sqring_offsets, io_uring_cqe,

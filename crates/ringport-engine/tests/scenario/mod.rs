@@ -16,7 +16,7 @@ macro_rules! scenario {
                 Ok($body)
             }
             pub fn ringport() -> Result<Cqes, String> {
-                use ringport as $c;
+                use ringport_engine as $c;
                 let mut $ring = $c::IoUring::new(16).map_err(|e| e.to_string())?;
                 Ok($body)
             }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ringport::abi::{self, io_uring_params};
+use ringport_engine::abi::{self, io_uring_params};
 use std::sync::atomic::Ordering;
 
 fn params_bytes(p: &io_uring_params) -> Vec<u8> {

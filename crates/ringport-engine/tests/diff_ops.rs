@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ringport::abi::{self, op};
+use ringport_engine::abi::{self, op};
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! pushing SQEs through the SQ array, `enter`, reaping CQEs. Only the four
 //! calls (`setup`, `enter`, `register`, `close`) go through a [`Backend`]:
 //! [`Kernel`] makes the real system calls, [`Ringport`] calls
-//! `ringport::sys`. A test scenario is written once against `&dyn Backend`,
+//! `ringport_engine::sys`. A test scenario is written once against `&dyn Backend`,
 //! records what it observes in a [`Trace`], and [`diff`] runs it on both
 //! backends and reports every difference (the kernel is the reference).
 //!
@@ -14,7 +14,7 @@
 //! and compares nothing; it never passes silently.
 #![allow(dead_code)]
 
-use ringport::abi::{self, io_uring_params};
+use ringport_engine::abi::{self, io_uring_params};
 use std::ffi::c_void;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -61,7 +61,7 @@ pub trait Backend: Sync {
 
 /// The real io_uring, through raw system calls.
 pub struct Kernel;
-/// ringport's engine, through `ringport::sys`.
+/// ringport's engine, through `ringport_engine::sys`.
 pub struct Ringport;
 
 /// The kernel backend.
@@ -131,7 +131,7 @@ impl Backend for Ringport {
     }
     unsafe fn setup(&self, entries: u32, p: *mut io_uring_params) -> i32 {
         // SAFETY: ringport fault-checks `p` as the kernel does.
-        unsafe { ringport::sys::io_uring_setup(entries, p) }
+        unsafe { ringport_engine::sys::io_uring_setup(entries, p) }
     }
     unsafe fn enter(
         &self,
@@ -143,14 +143,14 @@ impl Backend for Ringport {
         argsz: usize,
     ) -> i32 {
         // SAFETY: ringport fault-checks `arg` as the kernel does.
-        unsafe { ringport::sys::io_uring_enter(fd, to_submit, min_complete, flags, arg, argsz) }
+        unsafe { ringport_engine::sys::io_uring_enter(fd, to_submit, min_complete, flags, arg, argsz) }
     }
     unsafe fn register(&self, fd: i32, opcode: u32, arg: *mut c_void, nr: u32) -> i32 {
         // SAFETY: ringport fault-checks `arg`; the caller vouches for writes.
-        unsafe { ringport::sys::io_uring_register(fd, opcode, arg, nr) }
+        unsafe { ringport_engine::sys::io_uring_register(fd, opcode, arg, nr) }
     }
     fn close(&self, fd: i32) -> i32 {
-        ringport::sys::io_uring_close(fd)
+        ringport_engine::sys::io_uring_close(fd)
     }
 }
 
@@ -381,7 +381,7 @@ pub fn errname(e: i32) -> &'static str {
 
 /// A plain-field view of the 64-byte SQE (the kernel's unions flattened to
 /// the members the implemented ops use). Its layout is checked against
-/// `ringport::abi::io_uring_sqe` below.
+/// `ringport_engine::abi::io_uring_sqe` below.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Sqe {

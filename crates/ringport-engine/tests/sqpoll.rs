@@ -1,7 +1,7 @@
 //! SQPOLL: SQEs taken without enter, the idle flag and wakeup, and setup
 //! errors compared with the kernel's.
 
-use ringport::{opcode, Ring};
+use ringport_engine::{opcode, Ring};
 use std::time::{Duration, Instant};
 
 fn reap_without_enter(ring: &mut Ring, n: usize, limit: Duration) -> Vec<u64> {

@@ -18,9 +18,9 @@ macro_rules! scenario {
                 $body
             }
             pub fn ringport() -> Obs {
-                use ringport as $c;
+                use ringport_engine as $c;
                 #[allow(unused)]
-                let $b = ringport::IoUring::builder;
+                let $b = ringport_engine::IoUring::builder;
                 $body
             }
         }
@@ -217,7 +217,7 @@ fn signal_interrupts_a_blocking_wait() {
         })
     }
     let k = io_uring::IoUring::new(4).unwrap();
-    let r = ringport::Ring::new(4).unwrap();
+    let r = ringport_engine::Ring::new(4).unwrap();
     let ke = interrupted(|| k.submit_and_wait(1));
     let re = interrupted(|| r.submit_and_wait(1));
     println!("kernel {ke:?} ringport {re:?}");

@@ -21,7 +21,7 @@
 mod common;
 
 use common::*;
-use ringport::abi::{self, op};
+use ringport_engine::abi::{self, op};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ringport::abi;
+use ringport_engine::abi;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

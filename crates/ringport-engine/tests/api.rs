@@ -1,7 +1,7 @@
 //! The native Rust API end to end: each test drives real files, pipes and
-//! eventfds through `ringport::Ring` and checks CQEs and data.
+//! eventfds through `ringport_engine::Ring` and checks CQEs and data.
 
-use ringport::{cqueue, opcode, squeue, types, Probe, Ring};
+use ringport_engine::{cqueue, opcode, squeue, types, Probe, Ring};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -219,7 +219,7 @@ fn probe_lists_exactly_the_implemented_ops() {
     let mut p = Probe::new();
     ring.submitter().register_probe(&mut p).unwrap();
     for op in 0..=255u8 {
-        assert_eq!(p.is_supported(op), ringport::opcode_name(op).is_some(), "op {op}");
+        assert_eq!(p.is_supported(op), ringport_engine::opcode_name(op).is_some(), "op {op}");
     }
     assert!(p.is_supported(opcode::Read::CODE));
     assert!(p.is_supported(opcode::Fsync::CODE));
@@ -277,10 +277,10 @@ fn bad_op(ud: u64) -> squeue::Entry {
     // Opcode 200 is beyond IORING_OP_LAST: a prep failure (EINVAL).
     let e = opcode::Nop::new().build().user_data(ud);
     // SAFETY: io_uring_sqe is plain data, so a bitwise copy is valid.
-    let mut raw: ringport::abi::io_uring_sqe = unsafe { std::ptr::read(e.as_raw()) };
+    let mut raw: ringport_engine::abi::io_uring_sqe = unsafe { std::ptr::read(e.as_raw()) };
     raw.opcode = 200;
     // SAFETY: squeue::Entry is repr(transparent) over io_uring_sqe.
-    unsafe { std::mem::transmute::<ringport::abi::io_uring_sqe, squeue::Entry>(raw) }
+    unsafe { std::mem::transmute::<ringport_engine::abi::io_uring_sqe, squeue::Entry>(raw) }
 }
 
 // The expected orders below were measured on Linux 6.18 with the same SQEs.

@@ -105,11 +105,11 @@ fn expiry_wakes_a_larger_wait() {
     // SAFETY: ts_k outlives the CQE.
     unsafe { k.submission().push(&io_uring::opcode::Timeout::new(&ts_k).build()).unwrap() };
     let kt = run(|r: &mut io_uring::IoUring| r.submit_and_wait(4), &mut k);
-    let ts_r = ringport::types::Timespec::new().nsec(5_000_000);
-    let mut r = ringport::Ring::new(8).unwrap();
+    let ts_r = ringport_engine::types::Timespec::new().nsec(5_000_000);
+    let mut r = ringport_engine::Ring::new(8).unwrap();
     // SAFETY: ts_r outlives the CQE.
-    unsafe { r.submission().push(&ringport::opcode::Timeout::new(&ts_r).build()).unwrap() };
-    let rt = run(|r: &mut ringport::Ring| r.submit_and_wait(4), &mut r);
+    unsafe { r.submission().push(&ringport_engine::opcode::Timeout::new(&ts_r).build()).unwrap() };
+    let rt = run(|r: &mut ringport_engine::Ring| r.submit_and_wait(4), &mut r);
     assert!(kt < Duration::from_secs(2), "kernel returned after {kt:?}");
     assert!(rt < Duration::from_secs(2), "ringport returned after {rt:?}");
     assert_eq!(r.completion().count(), 1);

@@ -301,7 +301,7 @@ scenario!(signal_interrupts_a_waiter_with_armed_polls, |ring, c| {
     // enter ignores, as the kernel does).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as usize;
+        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
     }
@@ -363,14 +363,14 @@ fn sync_cancel_matches_kernel() {
         &mut k,
         std::marker::PhantomData::<()>,
     );
-    let mut rp = ringport::Ring::new(8).unwrap();
+    let mut rp = ringport_engine::Ring::new(8).unwrap();
     let ro = run(
-        |r: &mut ringport::Ring| {
+        |r: &mut ringport_engine::Ring| {
             // SAFETY: a poll points at no memory.
-            unsafe { r.submission().push(&ringport::opcode::PollAdd::new(ringport::types::Fd(p.r), IN).build().user_data(1)).unwrap() };
+            unsafe { r.submission().push(&ringport_engine::opcode::PollAdd::new(ringport_engine::types::Fd(p.r), IN).build().user_data(1)).unwrap() };
             r.submit().unwrap();
         },
-        |r, ud| r.submitter().register_sync_cancel(None, ringport::types::CancelBuilder::user_data(ud)),
+        |r, ud| r.submitter().register_sync_cancel(None, ringport_engine::types::CancelBuilder::user_data(ud)),
         |r| {
             let _ = r.submit_and_wait(1);
             r.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect()

@@ -2,7 +2,7 @@
 //!
 //! One iteration pushes `batch` NOPs, calls `submit_and_wait(batch)` and
 //! reaps `batch` completions, checking each result is 0. Run with
-//! `cargo bench -p ringport --bench nop`; compare the two backends of the
+//! `cargo bench -p ringport-engine --bench nop`; compare the two backends of the
 //! same batch size (the ratio is what matters on a shared machine).
 //! Where the kernel's io_uring is unavailable its benchmarks are skipped
 //! with a message.
@@ -14,11 +14,11 @@ use std::hint::black_box;
 const BATCHES: [u32; 2] = [1, 32];
 
 /// One round on ringport: push, submit and wait, reap.
-fn round_ringport(ring: &mut ringport::Ring, batch: u32) {
+fn round_ringport(ring: &mut ringport_engine::Ring, batch: u32) {
     {
         let mut sq = ring.submission();
         for i in 0..batch {
-            let e = ringport::opcode::Nop::new().build().user_data(i as u64);
+            let e = ringport_engine::opcode::Nop::new().build().user_data(i as u64);
             // SAFETY: a NOP points at no memory.
             unsafe { sq.push(&e).expect("SQ full") };
         }
@@ -57,7 +57,7 @@ fn nop(c: &mut Criterion) {
     for batch in BATCHES {
         let mut g = c.benchmark_group(format!("nop/batch{batch}"));
         g.throughput(Throughput::Elements(batch as u64));
-        let mut rp = ringport::Ring::new(batch.max(2)).expect("ringport ring");
+        let mut rp = ringport_engine::Ring::new(batch.max(2)).expect("ringport ring");
         g.bench_function(BenchmarkId::from_parameter("ringport"), |b| b.iter(|| round_ringport(&mut rp, batch)));
         match io_uring::IoUring::new(batch.max(2)) {
             Ok(mut k) => {

@@ -47,6 +47,46 @@ pub unsafe fn io_uring_enter(
     arg: *const libc::c_void,
     argsz: usize,
 ) -> i32 {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { enter_with(fd, || registry::lookup(fd), to_submit, min_complete, flags, arg, argsz) }
+}
+
+/// `io_uring_enter(2)` on ring `fd`, which the caller knows refers to the
+/// ring whose memfd identity (`st_dev`, `st_ino`) is `ring`: the ring is
+/// found without an `fstat` of `fd`. The interception library calls this
+/// for the ring fds it handed out and tracks (it sees every close and
+/// `dup2` of them); if no ring has that identity (any more), `fd` is looked
+/// up as by [`io_uring_enter`].
+///
+/// # Safety
+/// As [`io_uring_enter`].
+pub unsafe fn io_uring_enter_known(
+    fd: i32,
+    ring: (u64, u64),
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    arg: *const libc::c_void,
+    argsz: usize,
+) -> i32 {
+    let lookup = || registry::lookup_ident(ring).or_else(|_| registry::lookup(fd));
+    // SAFETY: the caller's contract, passed on.
+    unsafe { enter_with(fd, lookup, to_submit, min_complete, flags, arg, argsz) }
+}
+
+/// `io_uring_enter` with the ring found by `lookup`.
+///
+/// # Safety
+/// As [`io_uring_enter`].
+unsafe fn enter_with(
+    fd: i32,
+    lookup: impl FnOnce() -> Result<std::sync::Arc<crate::engine::Ctx>, Errno>,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    arg: *const libc::c_void,
+    argsz: usize,
+) -> i32 {
     result((|| {
         if flags & !enter::KNOWN_FLAGS != 0 {
             return Err(Errno(libc::EINVAL));
@@ -55,7 +95,7 @@ pub unsafe fn io_uring_enter(
             // No ring fd can be registered yet, so every slot is empty.
             return Err(Errno(if (fd as u32) < RINGFD_REG_MAX { libc::EBADF } else { libc::EINVAL }));
         }
-        let ctx = registry::lookup(fd)?;
+        let ctx = lookup()?;
         let raw = match (arg as u64, flags & abi::IORING_ENTER_EXT_ARG != 0) {
             (ptr, true) => RawArg::Ext { ptr, size: argsz },
             (0, false) => RawArg::None,
