@@ -66,6 +66,8 @@ extern "C" fn fork_child() {
     super::reactor::REACTOR.reset();
     super::registry::RINGS.reset();
     super::aio::AIO.reset();
+    // The forking thread goes on in the child with a new thread id.
+    super::TID.with(|t| t.set(0));
 }
 
 /// Installs the fork-child handler (once per process).

@@ -143,6 +143,11 @@ impl Cqe {
     }
 }
 
+thread_local! {
+    /// This thread's id once asked for (0: not yet).
+    pub(crate) static TID: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
 /// One io_uring instance.
 pub(crate) struct Ctx {
     pub rings: ring::Rings,
@@ -264,10 +269,18 @@ impl Ctx {
         }
     }
 
-    /// The calling thread's id.
+    /// The calling thread's id, cached per thread (a fork child's thread
+    /// forgets it in `global::fork_child`).
     pub fn tid() -> i32 {
-        // SAFETY: gettid has no preconditions.
-        unsafe { libc::gettid() }
+        TID.with(|t| {
+            let mut id = t.get();
+            if id == 0 {
+                // SAFETY: gettid has no preconditions.
+                id = unsafe { libc::gettid() };
+                t.set(id);
+            }
+            id
+        })
     }
 
     /// SINGLE_ISSUER: EEXIST unless the caller is the ring's submitter.
