@@ -143,6 +143,23 @@ pub fn io_uring_close(fd: i32) -> i32 {
     }
 }
 
+/// The stand-in for ring `fd` in an epoll set (a memfd cannot be added to
+/// one): an eventfd that is readable while CQEs wait and is written on every
+/// post, so edge- and level-triggered watchers wake as for a kernel ring.
+/// `ring` is the ring's identity where the caller knows it (see
+/// [`io_uring_enter_known`]). Returns the eventfd (owned by the ring, which
+/// closes it when it is freed) or `-errno` (EBADF: not a ring).
+pub fn io_uring_ready_fd(fd: i32, ring: Option<(u64, u64)>) -> i32 {
+    let ctx = match ring {
+        Some(id) => registry::lookup_ident(id).or_else(|_| registry::lookup(fd)),
+        None => registry::lookup(fd),
+    };
+    match ctx.and_then(|c| c.ready_eventfd()) {
+        Ok(efd) => efd,
+        Err(e) => e.neg(),
+    }
+}
+
 /// True when `fd` is a ring served by ringport.
 pub fn is_ring_fd(fd: i32) -> bool {
     registry::is_ring(fd)

@@ -25,6 +25,8 @@ mod imp {
     pub const NR_DUP2: u32 = 33;
     /// `__NR_dup3`.
     pub const NR_DUP3: u32 = 292;
+    /// `__NR_epoll_ctl`.
+    pub const NR_EPOLL_CTL: u32 = 233;
     /// True when interception is implemented for this architecture.
     pub const SUPPORTED: bool = true;
 
@@ -60,6 +62,8 @@ mod imp {
     pub const NR_DUP2: u32 = u32::MAX;
     /// `__NR_dup3` (asm-generic).
     pub const NR_DUP3: u32 = 24;
+    /// `__NR_epoll_ctl` (asm-generic).
+    pub const NR_EPOLL_CTL: u32 = 21;
     /// True when interception is implemented for this architecture.
     pub const SUPPORTED: bool = true;
 
@@ -93,6 +97,8 @@ mod imp {
     pub const NR_DUP2: u32 = u32::MAX;
     /// Nor dup3.
     pub const NR_DUP3: u32 = u32::MAX;
+    /// Nor epoll_ctl.
+    pub const NR_EPOLL_CTL: u32 = u32::MAX;
     /// True when interception is implemented for this architecture.
     pub const SUPPORTED: bool = false;
 

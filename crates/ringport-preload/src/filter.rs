@@ -1,7 +1,8 @@
 //! The seccomp filter: a classic BPF program that returns
 //! `SECCOMP_RET_TRAP` for the io_uring system calls, for `close` /
-//! `close_range` reaching into the reserved ring-fd range, and for `dup2` /
-//! `dup3` onto it, and `SECCOMP_RET_ALLOW` for everything else.
+//! `close_range` reaching into the reserved ring-fd range, for `dup2` /
+//! `dup3` onto it, and for `epoll_ctl` on an fd in it, and
+//! `SECCOMP_RET_ALLOW` for everything else.
 //!
 //! Seccomp runs every installed filter and takes the most restrictive
 //! action in a fixed order (KILL > TRAP > ERRNO > USER_NOTIF > TRACE > LOG >
@@ -127,6 +128,7 @@ pub fn interception_program(base: u32, end: u32) -> Vec<libc::sock_filter> {
             Jeq(arch::NR_CLOSE_RANGE, T::L("close_range"), T::Next),
             Jeq(arch::NR_DUP2, T::L("dup"), T::Next),
             Jeq(arch::NR_DUP3, T::L("dup"), T::Next),
+            Jeq(arch::NR_EPOLL_CTL, T::L("epoll"), T::Next),
             Ret(SECCOMP_RET_ALLOW),
             // close(fd): trap when base <= fd < end, unless it is our own.
             Label("close"),
@@ -150,6 +152,12 @@ pub fn interception_program(base: u32, end: u32) -> Vec<libc::sock_filter> {
             Ld(off_arg_hi(0)),
             Jeq(BYPASS, T::L("allow"), T::Next),
             Ld(off_arg_lo(1)),
+            Jge(base, T::Next, T::L("allow")),
+            Jge(end, T::L("allow"), T::L("trap")),
+            // epoll_ctl(epfd, op, fd, event): trap when base <= fd < end
+            // (the ring fd is a memfd; its stand-in is an eventfd).
+            Label("epoll"),
+            Ld(off_arg_lo(2)),
             Jge(base, T::Next, T::L("allow")),
             Jge(end, T::L("allow"), T::L("trap")),
         ]);

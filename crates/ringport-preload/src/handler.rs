@@ -170,7 +170,26 @@ fn dispatch(nr: u32, a: [u64; 6], mask: u64) -> i64 {
         arch::NR_CLOSE => close(a[0] as u32 as i32),
         arch::NR_CLOSE_RANGE => close_range(a[0] as u32, a[1] as u32, a[2] as u32),
         n if n == arch::NR_DUP2 || n == arch::NR_DUP3 => dup(n, a),
+        arch::NR_EPOLL_CTL => epoll_ctl(a),
         _ => -(libc::ENOSYS as i64),
+    }
+}
+
+/// `epoll_ctl` on a ring fd: the ring's readiness eventfd stands in for it
+/// (a memfd cannot join an epoll set), with the program's op and event.
+fn epoll_ctl(a: [u64; 6]) -> i64 {
+    let (epfd, op, fd, ev) = (a[0] as i32, a[1] as i32, a[2] as i32, a[3] as usize as *mut libc::epoll_event);
+    let efd = sys::io_uring_ready_fd(fd, fdtab::known_ident(fd));
+    if efd < 0 {
+        return efd as i64;
+    }
+    // SAFETY: the program's call with another fd; the kernel checks `ev`
+    // (EFAULT) and `epfd`. The eventfd is outside the reserved range, so
+    // this does not trap again.
+    if unsafe { libc::epoll_ctl(epfd, op, efd, ev) } < 0 {
+        neg_errno()
+    } else {
+        0
     }
 }
 

@@ -251,6 +251,7 @@ impl Ctx {
         if self.has_evfd.load(Ordering::Acquire) {
             self.signal_eventfd();
         }
+        self.signal_ready();
     }
 
     /// With `EVENTFD_ASYNC`, only completions posted by a worker signal

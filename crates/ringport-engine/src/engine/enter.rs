@@ -98,6 +98,7 @@ pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u3
     if !ctx.enabled.load(Ordering::Acquire) {
         return Err(Errno(libc::EBADFD));
     }
+    ctx.settle_ready();
     let outer = ENTERING.with(|e| e.replace(Arc::as_ptr(ctx) as usize));
     let r = enter_inner(ctx, to_submit, min_complete, flags, arg);
     ENTERING.with(|e| e.set(outer));

@@ -215,6 +215,12 @@ pub(crate) struct Ctx {
     pub poller: std::sync::OnceLock<std::sync::Arc<reactor::RingPoller>>,
     /// Serialises the poller's creation.
     pub poller_init: Mutex<()>,
+    /// Stand-in for the ring fd in the program's epoll sets (the ring fd is
+    /// a memfd, which epoll refuses): readable while CQEs wait, written on
+    /// every post, made on first use.
+    pub ready_evfd: std::sync::OnceLock<std::os::fd::OwnedFd>,
+    /// `ready_evfd` was written since it was last drained.
+    pub ready_signalled: AtomicBool,
 }
 
 impl Ctx {
@@ -259,6 +265,56 @@ impl Ctx {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let _ = self.sig_evfd.set(fd);
         Ok(self.sig_evfd.get().map(|f| f.as_raw_fd()).unwrap_or(raw))
+    }
+
+    /// The ring's readiness eventfd (see `ready_evfd`), created on first
+    /// use; readable at once if CQEs are waiting.
+    pub fn ready_eventfd(&self) -> Result<i32, Errno> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        if let Some(fd) = self.ready_evfd.get() {
+            return Ok(fd.as_raw_fd());
+        }
+        // SAFETY: plain syscall; the result is checked.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: raw is a fresh fd we own.
+        let _ = self.ready_evfd.set(unsafe { OwnedFd::from_raw_fd(raw) });
+        if self.cq_ready() > 0 || self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+            self.signal_ready();
+        }
+        Ok(self.ready_evfd.get().map(|f| f.as_raw_fd()).unwrap_or(raw))
+    }
+
+    /// Makes the readiness eventfd readable (after a post).
+    #[inline]
+    pub fn signal_ready(&self) {
+        if let Some(fd) = self.ready_evfd.get() {
+            self.ready_signalled.store(true, std::sync::atomic::Ordering::Release);
+            let one = 1u64;
+            // SAFETY: writing 8 bytes from a u64 to our own eventfd.
+            unsafe { libc::write(std::os::fd::AsRawFd::as_raw_fd(fd), (&one as *const u64).cast(), 8) };
+        }
+    }
+
+    /// Drains the readiness eventfd when the CQ is empty, so that a
+    /// level-triggered watcher stops seeing the ring readable (called on
+    /// every enter: the program's CQ head moves without telling us).
+    #[inline]
+    pub fn settle_ready(&self) {
+        if self.ready_signalled.load(std::sync::atomic::Ordering::Acquire) && self.cq_ready() == 0 {
+            if let Some(fd) = self.ready_evfd.get() {
+                self.ready_signalled.store(false, std::sync::atomic::Ordering::Release);
+                let mut v = 0u64;
+                // SAFETY: reading 8 bytes into a u64 from our non-blocking eventfd.
+                unsafe { libc::read(std::os::fd::AsRawFd::as_raw_fd(fd), (&mut v as *mut u64).cast(), 8) };
+                // A post that raced with the drain signals again.
+                if self.cq_ready() > 0 {
+                    self.signal_ready();
+                }
+            }
+        }
     }
 
     /// Marks the ring closed and lets go of its SQPOLL thread.
