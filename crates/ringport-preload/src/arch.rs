@@ -49,6 +49,15 @@ mod imp {
         // SAFETY: per the contract, uc points to a live, writable ucontext_t.
         unsafe { (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = v };
     }
+
+    /// Where the program resumes: just past its `syscall` instruction.
+    ///
+    /// # Safety
+    /// As [`args`].
+    pub unsafe fn resume_addr(uc: *const libc::ucontext_t) -> u64 {
+        // SAFETY: per the contract, uc points to a live ucontext_t.
+        unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as u64 }
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -85,6 +94,15 @@ mod imp {
         // SAFETY: per the contract, uc points to a live, writable ucontext_t.
         unsafe { (*uc).uc_mcontext.regs[0] = v as u64 };
     }
+
+    /// Where the program resumes: just past its `svc` instruction.
+    ///
+    /// # Safety
+    /// As [`args`].
+    pub unsafe fn resume_addr(uc: *const libc::ucontext_t) -> u64 {
+        // SAFETY: per the contract, uc points to a live ucontext_t.
+        unsafe { (*uc).uc_mcontext.pc }
+    }
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -115,6 +133,14 @@ mod imp {
     /// # Safety
     /// Never called.
     pub unsafe fn set_result(_uc: *mut libc::ucontext_t, _v: i64) {}
+
+    /// Unreachable, as [`set_result`].
+    ///
+    /// # Safety
+    /// None.
+    pub unsafe fn resume_addr(_uc: *const libc::ucontext_t) -> u64 {
+        0
+    }
 }
 
 pub use imp::*;

@@ -110,6 +110,32 @@ pub(crate) fn is_served(nr: libc::c_long, a1: u64, a2: u64) -> bool {
 /// As the system call `nr` with arguments `a` (the engine fault-checks
 /// every pointer it is given).
 pub(crate) unsafe fn serve_syscall(nr: u32, a: [u64; 6]) -> libc::c_long {
+    // SAFETY: errno location is thread-local and always valid.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    // SAFETY: the caller's contract, passed on.
+    let ret = unsafe { serve_raw(nr, a) };
+    // SAFETY: as above.
+    let errno = unsafe { &mut *libc::__errno_location() };
+    if (-4095..0).contains(&ret) {
+        *errno = -ret as i32;
+        -1
+    } else {
+        *errno = saved_errno;
+        ret as libc::c_long
+    }
+}
+
+/// Serves one call the filter would trap, outside a signal handler: blocks
+/// every signal but SIGSYS for the engine's run (what the trap's `sa_mask`
+/// does), disables cancellation, dispatches with the program's own mask for
+/// a CQ wait, and returns the kernel's convention (the value or `-errno`),
+/// `errno` untouched. The shared core of the `syscall()` fast path and of
+/// rewritten call sites (`rewrite.rs`).
+///
+/// # Safety
+/// As the system call `nr` with arguments `a` (the engine fault-checks
+/// every pointer it is given).
+pub(crate) unsafe fn serve_raw(nr: u32, a: [u64; 6]) -> i64 {
     let block: u64 = !(1u64 << (libc::SIGSYS - 1));
     let mut old: u64 = 0;
     // SAFETY: rt_sigprocmask with the kernel's 8-byte sets, both ours.
@@ -147,16 +173,9 @@ pub(crate) unsafe fn serve_syscall(nr: u32, a: [u64; 6]) -> libc::c_long {
                 0,
             );
         }
+        *libc::__errno_location() = saved_errno;
     }
-    // SAFETY: as above.
-    let errno = unsafe { &mut *libc::__errno_location() };
-    if (-4095..0).contains(&ret) {
-        *errno = -ret as i32;
-        -1
-    } else {
-        *errno = saved_errno;
-        ret as libc::c_long
-    }
+    ret
 }
 
 /// Serves one intercepted call, the same way whichever path it came by:
@@ -270,6 +289,10 @@ pub unsafe extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t,
     let ret = dispatch(si.syscall as u32, a, mask);
     // SAFETY: as above; the handler has not returned.
     unsafe { arch::set_result(uc, ret) };
+    if si.syscall as u32 == arch::NR_IO_URING_ENTER {
+        // SAFETY: uc is the kernel-provided ucontext of this SIGSYS.
+        crate::rewrite::after_trap(unsafe { arch::resume_addr(uc) });
+    }
     // SAFETY: restoring the state saved above.
     unsafe {
         pthread_setcancelstate(cancel, core::ptr::null_mut());
@@ -382,7 +405,7 @@ static VM_READV_REFUSED: AtomicBool = AtomicBool::new(false);
 /// Reads `T` from program memory without faulting: `process_vm_readv` on
 /// ourselves, or a pipe where that call is refused (Docker without
 /// CAP_SYS_PTRACE). None if the memory is not readable.
-fn read_user<T: Copy>(addr: u64) -> Option<T> {
+pub(crate) fn read_user<T: Copy>(addr: u64) -> Option<T> {
     let mut v = core::mem::MaybeUninit::<T>::uninit();
     let len = core::mem::size_of::<T>();
     if addr == 0 {

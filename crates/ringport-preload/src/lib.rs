@@ -40,6 +40,7 @@ pub mod fdtab;
 pub mod filter;
 mod handler;
 mod interpose;
+pub mod rewrite;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -129,6 +130,8 @@ fn install_once() -> Result<(), InstallError> {
     interpose::resolve_all();
     let fast = std::env::var_os("RINGPORT_SYSCALL_FASTPATH").is_none_or(|v| v != "0");
     handler::FAST_PATH.store(fast, Ordering::Relaxed);
+    let rewrite = std::env::var_os("RINGPORT_REWRITE").is_none_or(|v| v != "0");
+    rewrite::ENABLED.store(rewrite, Ordering::Relaxed);
 
     // 1. The handler, before any call can trap.
     // SAFETY: a zeroed sigaction is a valid starting point; the set calls

@@ -1,0 +1,407 @@
+//! Rewriting hot `io_uring_enter` call sites (x86_64), so that a program's
+//! inline `syscall` instructions stop paying for a signal on every call.
+//!
+//! A trapped enter costs a SIGSYS round trip (about 0.85 us here), which is
+//! most of what a program like fio spends per I/O. The trap stays the way
+//! every call is *caught*; after it has served an enter, the handler looks at
+//! the instructions just before the `syscall`: if they are exactly
+//! `mov $__NR_io_uring_enter, %eax; syscall` (what liburing and fio
+//! compile to), it replaces the 5-byte `mov` with a `jmp` to a stub of its
+//! own, so the next calls from that site go to the engine directly:
+//!
+//! - The stub (one page per site, near the site so a `jmp rel32` reaches it)
+//!   steps over the 128-byte red zone, saves the argument registers, the
+//!   callee-saved register it uses and the whole extended register state
+//!   (`xsavec`/`xsaveopt`/`xsave`: the engine may use vector registers, the
+//!   program may hold values in them across its syscall), calls
+//!   [`handler::serve_raw`]
+//!   (signals blocked as in the trap, the program's mask for a wait),
+//!   restores everything, and jumps back past the `syscall` with the result
+//!   in `rax`, clobbering only `rcx` and `r11`, as the instruction does.
+//! - A `jmp` to the `syscall` instruction itself (skipping the `mov`) still
+//!   executes it and traps, so no path into the site changes meaning.
+//! - The 5 bytes are swapped with one atomic aligned store (8 bytes, or 16
+//!   with `cmpxchg16b`), so a thread running that code at the time sees the
+//!   old or the new instruction, never half of each (the technique JIT
+//!   compilers use to patch call sites); a site whose bytes do not fit one
+//!   aligned word is left to the trap. The code page is made writable only
+//!   for that store, and only if it is a private read-only executable
+//!   mapping.
+//!
+//! `RINGPORT_REWRITE=0` turns it off. Where a step fails (no XSAVE, no page
+//! within 2 GiB, `mprotect` refused), the site simply keeps trapping.
+//!
+//! [`handler::serve_raw`]: crate::handler
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Rewriting is on (set from `RINGPORT_REWRITE` at install).
+pub static ENABLED: AtomicBool = AtomicBool::new(true);
+/// Sites rewritten so far.
+static SITES: AtomicUsize = AtomicUsize::new(0);
+/// One rewrite at a time (others just leave their site for later).
+static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// How many call sites have been rewritten in this process.
+pub fn rewritten_sites() -> usize {
+    SITES.load(Ordering::Relaxed)
+}
+
+/// Number of rewritten sites, for C programs and tests.
+#[no_mangle]
+pub extern "C" fn ringport_preload_rewritten_sites() -> libc::c_ulong {
+    rewritten_sites() as libc::c_ulong
+}
+
+/// Called by the SIGSYS handler after it served an `io_uring_enter` that
+/// trapped with the program about to resume at `resume`: rewrites that call
+/// site if it can.
+pub fn after_trap(resume: u64) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    if BUSY.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if x86::rewrite(resume) {
+        SITES.fetch_add(1, Ordering::Relaxed);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = resume;
+    BUSY.store(false, Ordering::Release);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use crate::arch;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// `mov $__NR_io_uring_enter, %eax; syscall`.
+    const SITE: [u8; 7] = [0xb8, (arch::NR_IO_URING_ENTER & 0xff) as u8, (arch::NR_IO_URING_ENTER >> 8) as u8, 0, 0, 0x0f, 0x05];
+    const PAGE: u64 = 4096;
+
+    /// The stub's entry into the engine: `saved` points at the argument
+    /// registers the stub pushed (r9, r8, r10, rdx, rsi, rdi, in that order).
+    extern "C" fn enter_from_stub(saved: *const u64) -> i64 {
+        // SAFETY: the stub passes a pointer to six pushed registers.
+        let s = unsafe { core::slice::from_raw_parts(saved, 6) };
+        let a = [s[5], s[4], s[3], s[2], s[1], s[0]];
+        // SAFETY: the program's own io_uring_enter, served as the trap would.
+        unsafe { crate::handler::serve_raw(arch::NR_IO_URING_ENTER, a) }
+    }
+
+    /// How the stub saves the extended register state: the instruction's
+    /// bytes after the REX.W prefix and before the `(%rsp)` operand, and
+    /// how many bytes the area needs. XSAVEC (compacted, skips components in
+    /// their initial state, as unused AVX-512 state is) where the CPU has
+    /// it, else XSAVEOPT, else XSAVE. None without OS-enabled XSAVE.
+    fn xsave_kind() -> Option<([u8; 3], u32)> {
+        // (cpuid is always available on x86_64.)
+        let leaf1 = core::arch::x86_64::__cpuid(1);
+        if leaf1.ecx & (1 << 27) == 0 {
+            return None;
+        }
+        // (Leaf 0xD exists when OSXSAVE is set.)
+        let d0 = core::arch::x86_64::__cpuid_count(0xd, 0);
+        let d1 = core::arch::x86_64::__cpuid_count(0xd, 1);
+        if d0.ebx < 576 {
+            return None;
+        }
+        let size = d0.ebx.max(d1.ebx);
+        let insn = if d1.eax & 2 != 0 {
+            [0x0f, 0xc7, 0x24] // xsavec64: 0f c7 /4
+        } else if d1.eax & 1 != 0 {
+            [0x0f, 0xae, 0x34] // xsaveopt64: 0f ae /6
+        } else {
+            [0x0f, 0xae, 0x24] // xsave64: 0f ae /4
+        };
+        Some((insn, size))
+    }
+
+    /// Machine code under construction, without allocating (the handler
+    /// runs in signal context).
+    struct Code {
+        b: [u8; 256],
+        n: usize,
+    }
+
+    impl Code {
+        fn push(&mut self, x: u8) {
+            self.b[self.n] = x;
+            self.n += 1;
+        }
+        fn extend<I: IntoIterator<Item = u8>>(&mut self, xs: I) {
+            for x in xs {
+                self.push(x);
+            }
+        }
+        fn len(&self) -> usize {
+            self.n
+        }
+        fn bytes(&self) -> &[u8] {
+            &self.b[..self.n]
+        }
+    }
+
+    /// The stub for a site; `back_rel(end)` gives the final `jmp`'s
+    /// displacement when the instruction ends `end` bytes into the stub.
+    fn stub((save, xsize): ([u8; 3], u32), back_rel: impl Fn(usize) -> i32) -> Code {
+        let mut c = Code { b: [0; 256], n: 0 };
+        c.extend([0x48, 0x8d, 0x64, 0x24, 0x80]); // lea -128(%rsp),%rsp (red zone)
+        c.push(0x55); // push %rbp
+        c.extend([0x48, 0x89, 0xe5]); // mov %rsp,%rbp
+        c.push(0x57); // push %rdi
+        c.push(0x56); // push %rsi
+        c.push(0x52); // push %rdx
+        c.extend([0x41, 0x52]); // push %r10
+        c.extend([0x41, 0x50]); // push %r8
+        c.extend([0x41, 0x51]); // push %r9
+        c.push(0x53); // push %rbx
+        c.extend([0x48, 0x81, 0xec]); // sub $xsize+64,%rsp
+        c.extend((xsize + 64).to_le_bytes());
+        c.extend([0x48, 0x83, 0xe4, 0xc0]); // and $-64,%rsp
+        c.extend([0x31, 0xc0]); // xor %eax,%eax
+        for off in (520u32..576).step_by(8) {
+            // mov %rax,off(%rsp): the XSAVE header past XSTATE_BV must be 0
+            c.extend([0x48, 0x89, 0x84, 0x24]);
+            c.extend(off.to_le_bytes());
+        }
+        c.extend([0xb8, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%eax
+        c.extend([0xba, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%edx
+        c.push(0x48); // xsave64/xsaveopt64/xsavec64 (%rsp)
+        c.extend(save);
+        c.push(0x24);
+        c.extend([0x48, 0x8d, 0x7d, 0xd0]); // lea -48(%rbp),%rdi
+        c.extend([0x48, 0xb8]); // movabs $enter_from_stub,%rax
+        c.extend((enter_from_stub as *const () as u64).to_le_bytes());
+        c.extend([0xff, 0xd0]); // call *%rax
+        c.extend([0x48, 0x89, 0xc3]); // mov %rax,%rbx
+        c.extend([0xb8, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%eax
+        c.extend([0xba, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%edx
+        c.extend([0x48, 0x0f, 0xae, 0x2c, 0x24]); // xrstor64 (%rsp)
+        c.extend([0x48, 0x89, 0xd8]); // mov %rbx,%rax
+        c.extend([0x48, 0x8d, 0x65, 0xc8]); // lea -56(%rbp),%rsp
+        c.push(0x5b); // pop %rbx
+        c.extend([0x41, 0x59]); // pop %r9
+        c.extend([0x41, 0x58]); // pop %r8
+        c.extend([0x41, 0x5a]); // pop %r10
+        c.push(0x5a); // pop %rdx
+        c.push(0x5e); // pop %rsi
+        c.push(0x5f); // pop %rdi
+        c.push(0x5d); // pop %rbp
+        c.extend([0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea 128(%rsp),%rsp
+        c.push(0xe9); // jmp back
+        let rel = back_rel(c.len() + 4);
+        c.extend(rel.to_le_bytes());
+        c
+    }
+
+    /// A fresh page within `jmp rel32` reach of `near`.
+    fn page_near(near: u64) -> Option<u64> {
+        const STEP: u64 = 1 << 20;
+        let base = near & !(PAGE - 1);
+        for k in 1..1024u64 {
+            for hint in [base.checked_sub(k * STEP), base.checked_add(k * STEP)].into_iter().flatten() {
+                // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; a new
+                // anonymous page is ours.
+                let p = unsafe {
+                    libc::mmap(
+                        hint as *mut libc::c_void,
+                        PAGE as usize,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                        -1,
+                        0,
+                    )
+                };
+                if p == libc::MAP_FAILED {
+                    continue;
+                }
+                let p = p as u64;
+                if p.abs_diff(near) < (1 << 31) - 2 * PAGE {
+                    return Some(p);
+                }
+                // SAFETY: unmapping the page just mapped (an old kernel took
+                // the hint as a hint and put it elsewhere).
+                unsafe { libc::munmap(p as *mut libc::c_void, PAGE as usize) };
+            }
+        }
+        None
+    }
+
+    /// The permissions of the mapping holding `addr`, from /proc/self/maps
+    /// ("r-xp" and so on), read without allocating.
+    fn perms_of(addr: u64) -> Option<[u8; 4]> {
+        // SAFETY: open/read/close on a path we own the buffer of.
+        let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        let mut buf = [0u8; 4096];
+        let mut line = [0u8; 256];
+        let mut len = 0usize;
+        let mut found = None;
+        'read: loop {
+            // SAFETY: reading into our buffer.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            for &b in &buf[..n as usize] {
+                if b != b'\n' {
+                    if len < line.len() {
+                        line[len] = b;
+                        len += 1;
+                    }
+                    continue;
+                }
+                if let Some(p) = line_perms(&line[..len], addr) {
+                    found = Some(p);
+                    break 'read;
+                }
+                len = 0;
+            }
+        }
+        // SAFETY: closing our fd.
+        unsafe { libc::close(fd) };
+        found
+    }
+
+    /// For a maps line "start-end perms ...": its perms if it holds `addr`.
+    fn line_perms(line: &[u8], addr: u64) -> Option<[u8; 4]> {
+        let hex = |s: &[u8]| -> Option<u64> {
+            let mut v = 0u64;
+            for &c in s {
+                v = v.checked_mul(16)? + (c as char).to_digit(16)? as u64;
+            }
+            Some(v)
+        };
+        let dash = line.iter().position(|&c| c == b'-')?;
+        let sp = line.iter().position(|&c| c == b' ')?;
+        let (start, end) = (hex(&line[..dash])?, hex(&line[dash + 1..sp])?);
+        let perms = line.get(sp + 1..sp + 5)?;
+        (start <= addr && addr < end).then(|| [perms[0], perms[1], perms[2], perms[3]])
+    }
+
+    /// Rewrites the site that resumes at `resume`. True when done.
+    pub(super) fn rewrite(resume: u64) -> bool {
+        let Some(site) = resume.checked_sub(SITE.len() as u64) else { return false };
+        // The 5 bytes to replace must sit in one aligned 8- or 16-byte word.
+        let (word, wide) = if site & 7 <= 3 {
+            (site & !7, false)
+        } else if site & 15 <= 11 {
+            (site & !15, true)
+        } else {
+            return false;
+        };
+        let off = (site - word) as usize;
+        // The bytes around the site, read without faulting.
+        let Some(old) = crate::handler::read_user::<[u8; 16]>(word) else { return false };
+        if old[off..off + SITE.len()] != SITE {
+            return false;
+        }
+        let Some(kind) = xsave_kind() else { return false };
+        if perms_of(site) != Some(*b"r-xp") {
+            return false;
+        }
+        let Some(page) = page_near(site) else { return false };
+        let back = resume;
+        let code = stub(kind, |rel_end| (back as i64 - (page as i64 + rel_end as i64)) as i32);
+        // SAFETY: the page is ours, PAGE bytes long and writable; the code
+        // fits in it; then it becomes read-only executable.
+        let ok = unsafe {
+            core::ptr::copy_nonoverlapping(code.bytes().as_ptr(), page as *mut u8, code.len());
+            libc::mprotect(page as *mut libc::c_void, PAGE as usize, libc::PROT_READ | libc::PROT_EXEC) == 0
+        };
+        let rel = page as i64 - (site as i64 + 5);
+        if !ok || i32::try_from(rel).is_err() {
+            // SAFETY: our own page, unused.
+            unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
+            return false;
+        }
+        let mut new = old;
+        new[off] = 0xe9; // jmp rel32
+        new[off + 1..off + 5].copy_from_slice(&(rel as i32).to_le_bytes());
+        let code_page = word & !(PAGE - 1);
+        let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+        // SAFETY: the page is a private executable mapping of the program's
+        // (checked above); it is writable only for the store below.
+        if unsafe { libc::mprotect(code_page as *mut libc::c_void, PAGE as usize, rwx) } != 0 {
+            // SAFETY: our own page, unused.
+            unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
+            return false;
+        }
+        let swapped = if wide {
+            // SAFETY: `word` is 16-byte aligned and writable now; the compare
+            // keeps a concurrent change (another library's) intact.
+            unsafe { cas16(word, &old, &new) }
+        } else {
+            // SAFETY: `word` is 8-byte aligned and writable now.
+            let w = unsafe { &*(word as *const AtomicU64) };
+            let o = u64::from_le_bytes(old[..8].try_into().unwrap_or([0; 8]));
+            let n = u64::from_le_bytes(new[..8].try_into().unwrap_or([0; 8]));
+            w.compare_exchange(o, n, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        };
+        // SAFETY: back to what perms_of found.
+        unsafe { libc::mprotect(code_page as *mut libc::c_void, PAGE as usize, libc::PROT_READ | libc::PROT_EXEC) };
+        if !swapped {
+            // SAFETY: our own page, unused.
+            unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
+        }
+        swapped
+    }
+
+    /// 16-byte compare-and-swap (`lock cmpxchg16b`) at the aligned `addr`.
+    ///
+    /// # Safety
+    /// `addr` is 16-byte aligned and writable.
+    unsafe fn cas16(addr: u64, old: &[u8; 16], new: &[u8; 16]) -> bool {
+        let o = u128::from_le_bytes(*old);
+        let n = u128::from_le_bytes(*new);
+        let ok: u64;
+        // SAFETY: per the contract; cmpxchg16b compares rdx:rax with the
+        // memory and stores rcx:rbx. rbx cannot be an asm operand, so it is
+        // saved in r8, loaded from rsi, and put back; every register used
+        // is named explicitly (none can be allocated to rbx).
+        unsafe {
+            core::arch::asm!(
+                "mov r8, rbx",
+                "mov rbx, rsi",
+                "lock cmpxchg16b [rdi]",
+                "setz r9b",
+                "movzx r9, r9b",
+                "mov rbx, r8",
+                in("rdi") addr,
+                in("rsi") n as u64,
+                in("rcx") (n >> 64) as u64,
+                inout("rax") o as u64 => _,
+                inout("rdx") (o >> 64) as u64 => _,
+                out("r8") _,
+                out("r9") ok,
+            );
+        }
+        ok != 0
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn maps_lines_parse() {
+            let l = b"55d0c0a00000-55d0c0a23000 r-xp 00002000 fe:01 123 /usr/bin/x";
+            assert_eq!(super::line_perms(l, 0x55d0c0a00010), Some(*b"r-xp"));
+            assert_eq!(super::line_perms(l, 0x55d0c0a23000), None);
+            assert_eq!(super::line_perms(b"garbage", 1), None);
+        }
+
+        #[test]
+        fn stub_jumps_back_where_asked() {
+            let code = super::stub(([0x0f, 0xae, 0x24], 1024), |end| end as i32);
+            let code = code.bytes();
+            assert_eq!(code[code.len() - 5], 0xe9);
+            let rel = i32::from_le_bytes(code[code.len() - 4..].try_into().unwrap());
+            assert_eq!(rel as usize, code.len());
+            assert!(code.len() < 4096);
+        }
+    }
+}
