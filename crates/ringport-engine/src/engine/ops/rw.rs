@@ -339,14 +339,22 @@ fn is_blockdev(fd: i32) -> bool {
 
 /// `preadv2`/`pwritev2` as raw system calls: the engine is not a
 /// cancellation point, so glibc's wrapper (about 8% of a page-cache read)
-/// is skipped. Returns the count, or -1 with errno set.
+/// is skipped, as is libc's `syscall()` (which, under interception, is the
+/// library's own interposed one). Returns the count, or -1 with errno set.
 #[inline]
 fn rw_syscall(write: bool, fd: i32, iov: &[libc::iovec], off: i64, flags: i32) -> isize {
     let nr = if write { libc::SYS_pwritev2 } else { libc::SYS_preadv2 };
+    let args = [fd as libc::c_long, iov.as_ptr() as libc::c_long, iov.len() as libc::c_long, off, 0, flags as libc::c_long];
     // SAFETY: the iovecs point at program memory; the kernel checks every
     // address and answers EFAULT for bad ones. On 64-bit Linux the offset
     // travels whole in the low half and the high half is 0 (-1 = position).
-    unsafe { libc::syscall(nr, fd, iov.as_ptr(), iov.len(), off, 0, flags) as isize }
+    let r = unsafe { crate::engine::rawsys::syscall6(nr, args) };
+    if r < 0 {
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = -r as i32 };
+        return -1;
+    }
+    r as isize
 }
 
 fn pollable(opcode: u8) -> bool {
