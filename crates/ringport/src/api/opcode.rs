@@ -521,7 +521,7 @@ impl FilesUpdate {
     }
     /// The SQE.
     pub fn build(self) -> Entry {
-        fileless(Self::CODE, self.fds as u64, self.len, self.offset as u32 as u64, 0)
+        fileless(Self::CODE, self.fds as u64, self.len, self.offset as i64 as u64, 0)
     }
 }
 
