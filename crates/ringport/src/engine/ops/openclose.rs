@@ -166,7 +166,18 @@ pub(crate) fn issue_openat(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
             how.flags |= g::O_NONBLOCK as u64;
         }
     }
-    let fd = match openat2(o.dfd, &o.path, &how) {
+    let mut opened = openat2(o.dfd, &o.path, &how);
+    if matches!(opened, Err(Errno(libc::ENOSYS))) && o.how.resolve == 0 {
+        // No openat2 (an old seccomp profile): plain openat, blocking, in
+        // a worker; the flags are already the kernel's open_how.
+        if inline {
+            return Issue::Punt;
+        }
+        // SAFETY: path is a NUL-terminated string owned by the request.
+        let r = unsafe { libc::syscall(libc::SYS_openat, o.dfd, o.path.as_ptr(), how.flags as i32, how.mode as u32) };
+        opened = if r < 0 { Err(Errno::last()) } else { Ok(r as i32) };
+    }
+    let fd = match opened {
         Ok(fd) => fd,
         Err(e) => {
             let user_cached = o.how.resolve & g::RESOLVE_CACHED as u64 != 0;
@@ -232,9 +243,12 @@ pub(crate) fn issue_close(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     if c.fd < 0 || registry::is_ring(c.fd) {
         return Issue::Done(-libc::EBADF, 0);
     }
+    // With the bypass marker, so that the interception library's filter
+    // (which traps closes in its reserved ring-fd range) never traps it.
+    let arg = ((crate::sys::CLOSE_BYPASS as u64) << 32) | c.fd as u32 as u64;
     // SAFETY: closing a program fd at the program's request, as the kernel
-    // does for IORING_OP_CLOSE.
-    let r = unsafe { libc::close(c.fd) };
+    // does for IORING_OP_CLOSE; the marker bits are ignored by the kernel.
+    let r = unsafe { libc::syscall(libc::SYS_close, arg as libc::c_long) };
     if r < 0 {
         let e = Errno::last();
         // As the kernel's filp_close: the fd is gone even when the flush
