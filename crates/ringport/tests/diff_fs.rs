@@ -490,9 +490,26 @@ fn fs_direct_descriptors() {
         one(t, &r, "ALLOC, range full", open_direct(d.fd, &data, ALLOC, 22));
         t.rec("alloc range beyond the table", set_range(&mut abi::io_uring_file_index_range { off: 3, len: 2, resv: 0 }));
         t.rec("alloc range resv", set_range(&mut abi::io_uring_file_index_range { off: 0, len: 1, resv: 1 }));
+        // SAFETY: a null argument; the call must refuse it.
+        t.rec("alloc range NULL", res(unsafe { r.register_raw(abi::reg::FILE_ALLOC_RANGE, core::ptr::null_mut(), 0) }));
+        let mut range = abi::io_uring_file_index_range { off: 0, len: 1, resv: 0 };
+        // SAFETY: range is a live struct; the call only reads it.
+        t.rec("alloc range with nr 1", res(unsafe { r.register_raw(abi::reg::FILE_ALLOC_RANGE, &mut range as *mut _ as *mut c_void, 1) }));
+        let mut up2: abi::io_uring_rsrc_update2 = unsafe_zeroed();
+        let one_fd_arr = [-1i32];
+        up2.offset = 3;
+        up2.data = one_fd_arr.as_ptr() as u64;
+        up2.nr = 1;
+        let up2_size = core::mem::size_of::<abi::io_uring_rsrc_update2>() as u32;
+        // SAFETY: up2 and the array are live; the call only reads them.
+        t.rec("FILES_UPDATE2 empties slot 3", res(unsafe { r.register_raw(abi::reg::FILES_UPDATE2, &mut up2 as *mut _ as *mut c_void, up2_size) }));
+        up2.resv = 1;
+        // SAFETY: as above.
+        t.rec("FILES_UPDATE2 resv", res(unsafe { r.register_raw(abi::reg::FILES_UPDATE2, &mut up2 as *mut _ as *mut c_void, up2_size) }));
         let mut buf = [0u8; 16];
-        one(t, &r, "read slot 3", Sqe::read(3, buf.as_mut_ptr(), 16, 0, 23).flags(abi::IOSQE_FIXED_FILE));
+        one(t, &r, "read slot 2", Sqe::read(2, buf.as_mut_ptr(), 16, 0, 23).flags(abi::IOSQE_FIXED_FILE));
         t.rec("data", buf[..7].to_vec());
+        one(t, &r, "read emptied slot 3", Sqe::read(3, buf.as_mut_ptr(), 16, 0, 24).flags(abi::IOSQE_FIXED_FILE));
     });
 }
 

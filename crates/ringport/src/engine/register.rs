@@ -251,8 +251,7 @@ pub(crate) fn remove_fixed(ctx: &Ctx, offset: u32) -> Result<i32, Errno> {
 }
 
 /// IORING_REGISTER_FILE_ALLOC_RANGE: where IORING_FILE_INDEX_ALLOC looks.
-fn file_alloc_range(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
-    let _ = nr;
+fn file_alloc_range(ctx: &Ctx, arg: u64) -> Result<i32, Errno> {
     // SAFETY: io_uring_file_index_range is plain data.
     let r: abi::io_uring_file_index_range = unsafe { uaccess::read_pod(arg)? };
     let end = r.off.checked_add(r.len).ok_or(Errno(libc::EOVERFLOW))?;
@@ -538,10 +537,10 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
         reg::FILES2 => rsrc_register(ctx, arg, nr, true),
         reg::FILES_UPDATE2 => rsrc_update2(ctx, arg, nr, true),
         reg::FILE_ALLOC_RANGE => {
-            if nr != 0 {
+            if arg == 0 || nr != 0 {
                 return Err(Errno(libc::EINVAL));
             }
-            file_alloc_range(ctx, arg, nr)
+            file_alloc_range(ctx, arg)
         }
         reg::EVENTFD | reg::EVENTFD_ASYNC => {
             if nr != 1 {

@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 /// The flags `splice(2)` knows (the kernel's `SPLICE_F_ALL`).
-const SPLICE_F_ALL: u32 = (libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MORE | libc::SPLICE_F_GIFT) as u32;
+const SPLICE_F_ALL: u32 = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MORE | libc::SPLICE_F_GIFT;
 
 /// A prepared SPLICE or TEE.
 pub(crate) struct Splice {
