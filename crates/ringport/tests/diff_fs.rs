@@ -414,6 +414,42 @@ fn fs_close() {
     });
 }
 
+fn fd_install(slot: i32, flags: u32, user_data: u64) -> Sqe {
+    Sqe { fd: slot, op_flags: flags, ..Sqe::new(op::FIXED_FD_INSTALL, user_data) }.flags(abi::IOSQE_FIXED_FILE)
+}
+
+#[test]
+fn fs_fixed_fd_install() {
+    diff("fs_fixed_fd_install", |b, t| {
+        let Some(r) = ring(b, t, 8, 0) else { return };
+        let d = Dir::new("fd-install");
+        d.write("data", b"installed");
+        let data = c("data");
+        t.rec("register 2 empty", res(r.register_files(&[-1, -1])));
+        one(t, &r, "open into slot 0", open_direct(d.fd, &data, 1, 1));
+        let fd = one_fd(t, &r, "install slot 0", fd_install(0, 0, 2));
+        if fd >= 0 {
+            // SAFETY: F_GETFD only reads the fd flags.
+            t.rec("cloexec", unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC);
+            t.rec("read", read_fd(fd, 64));
+            close_fd(fd);
+        }
+        let fd = one_fd(t, &r, "install NO_CLOEXEC", fd_install(0, abi::IORING_FIXED_FD_NO_CLOEXEC, 3));
+        if fd >= 0 {
+            // SAFETY: F_GETFD only reads the fd flags.
+            t.rec("cloexec", unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC);
+            close_fd(fd);
+        }
+        one(t, &r, "empty slot", fd_install(1, 0, 4));
+        one(t, &r, "out of range", fd_install(5, 0, 5));
+        one(t, &r, "unknown flag", fd_install(0, 2, 6));
+        one(t, &r, "without IOSQE_FIXED_FILE", Sqe { fd: 0, ..Sqe::new(op::FIXED_FD_INSTALL, 7) });
+        one(t, &r, "off", Sqe { off: 1, ..fd_install(0, 0, 8) });
+        one(t, &r, "addr3", Sqe { addr3: 1, ..fd_install(0, 0, 9) });
+        one(t, &r, "splice_fd_in", Sqe { file_index: 1, ..fd_install(0, 0, 10) });
+    });
+}
+
 fn open_direct(dfd: i32, path: &CString, file_index: u32, user_data: u64) -> Sqe {
     Sqe { file_index, ..at(op::OPENAT, dfd, path, user_data) }
 }
@@ -924,7 +960,8 @@ fn fs_xattr() {
 // PROBE and the Rust API
 // ---------------------------------------------------------------------------
 
-const FS_OPS: [u8; 21] = [
+const FS_OPS: [u8; 22] = [
+    op::FIXED_FD_INSTALL,
     op::OPENAT,
     op::OPENAT2,
     op::CLOSE,
@@ -1047,6 +1084,11 @@ fn fs_builders_match_io_uring_crate() {
             "LinkAt",
             kb(k::LinkAt::new(kt::Fd(1), pth, kt::Fd(2), p2).flags(0x400).build()),
             pb(p::LinkAt::new(pt::Fd(1), pth, pt::Fd(2), p2).flags(0x400).build()),
+        ),
+        (
+            "FixedFdInstall",
+            kb(k::FixedFdInstall::new(kt::Fixed(3), 1).build()),
+            pb(p::FixedFdInstall::new(pt::Fixed(3), 1).build()),
         ),
         ("Ftruncate", kb(k::Ftruncate::new(kt::Fd(3), 77).build()), pb(p::Ftruncate::new(pt::Fd(3), 77).build())),
         ("FGetXattr", kb(k::FGetXattr::new(kt::Fd(3), pth, buf, 8).build()), pb(p::FGetXattr::new(pt::Fd(3), pth, buf, 8).build())),

@@ -997,3 +997,25 @@ impl SetXattr {
         e
     }
 }
+
+/// `IORING_OP_FIXED_FD_INSTALL`: gives registered file `fd` a normal fd
+/// (close-on-exec unless `file_flags` has IORING_FIXED_FD_NO_CLOEXEC); the
+/// CQE is the new fd.
+#[derive(Clone, Copy, Debug)]
+pub struct FixedFdInstall {
+    fd: crate::types::Fixed,
+    file_flags: u32,
+}
+
+impl FixedFdInstall {
+    /// The opcode.
+    pub const CODE: u8 = op::FIXED_FD_INSTALL;
+    /// Installs registered file `fd`.
+    pub fn new(fd: crate::types::Fixed, file_flags: u32) -> FixedFdInstall {
+        FixedFdInstall { fd, file_flags }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, Target::Fixed(self.fd.0), 0, 0, 0, self.file_flags)
+    }
+}

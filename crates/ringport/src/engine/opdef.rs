@@ -43,6 +43,7 @@ pub(crate) enum OpData {
     Range(sync::Range),
     Open(openclose::Open),
     Close(openclose::Close),
+    FdInstall(openclose::FdInstall),
     Statx(statx::Statx),
     Fs(fs::FsOp),
     Advise(advise::Advise),
@@ -241,6 +242,12 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::OPENAT as usize] = def("OPENAT", PLAIN, prep!(openclose::prep_openat), openclose::issue_openat);
     t[op::OPENAT2 as usize] = def("OPENAT2", PLAIN, prep!(openclose::prep_openat2), openclose::issue_openat);
     t[op::CLOSE as usize] = def("CLOSE", PLAIN, prep!(openclose::prep_close), openclose::issue_close);
+    t[op::FIXED_FD_INSTALL as usize] = def(
+        "FIXED_FD_INSTALL",
+        Props { file: true, ..PLAIN },
+        prep!(openclose::prep_fixed_fd_install),
+        openclose::issue_fixed_fd_install,
+    );
     t[op::FILES_UPDATE as usize] =
         def("FILES_UPDATE", Props { iopoll: true, ..PLAIN }, prep!(rsrc::prep_files_update), rsrc::issue_files_update);
     t[op::STATX as usize] = def("STATX", BLOCKING, prep!(statx::prep_statx), statx::issue_statx);

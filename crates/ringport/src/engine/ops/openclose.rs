@@ -1,5 +1,6 @@
-//! Opening and closing files: IORING_OP_OPENAT, OPENAT2 and CLOSE (the
-//! kernel's io_uring/openclose.c), direct descriptors included.
+//! Opening and closing files: IORING_OP_OPENAT, OPENAT2, CLOSE and
+//! FIXED_FD_INSTALL (the kernel's io_uring/openclose.c), direct descriptors
+//! included.
 //!
 //! The path is copied at prep (the kernel's `getname`), so its errors
 //! (EFAULT, ENAMETOOLONG, ENOENT for an empty path) are prep failures.
@@ -256,4 +257,41 @@ pub(crate) fn issue_close(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
         return Issue::Done(if e.0 == libc::EINTR { 0 } else { e.neg() }, 0);
     }
     Issue::Done(0, 0)
+}
+
+/// A prepared FIXED_FD_INSTALL.
+pub(crate) struct FdInstall {
+    cloexec: bool,
+}
+
+/// IORING_OP_FIXED_FD_INSTALL: a registered file (`fd` with
+/// IOSQE_FIXED_FILE, which is required) gets a normal fd, close-on-exec
+/// unless IORING_FIXED_FD_NO_CLOEXEC.
+pub(crate) fn prep_fixed_fd_install(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.off() != 0
+        || sqe.addr() != 0
+        || sqe.len() != 0
+        || sqe.buf_index() != 0
+        || sqe.file_index() != 0
+        || sqe.addr3() != 0
+    {
+        return Err(Errno(libc::EINVAL));
+    }
+    if sqe.flags() & abi::IOSQE_FIXED_FILE == 0 {
+        return Err(Errno(libc::EBADF));
+    }
+    let flags = sqe.op_flags();
+    if flags & !abi::IORING_FIXED_FD_NO_CLOEXEC != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok(OpData::FdInstall(FdInstall { cloexec: flags & abi::IORING_FIXED_FD_NO_CLOEXEC == 0 }))
+}
+
+/// The kernel's `receive_fd`: the lowest free fd number for the file.
+pub(crate) fn issue_fixed_fd_install(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+    let OpData::FdInstall(f) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    let cmd = if f.cloexec { libc::F_DUPFD_CLOEXEC } else { libc::F_DUPFD };
+    // SAFETY: duplicating the registered file's fd; only creates a new fd.
+    let r = unsafe { libc::fcntl(req.file.raw(), cmd, 0) };
+    Issue::Done(if r < 0 { Errno::last().neg() } else { r }, 0)
 }
