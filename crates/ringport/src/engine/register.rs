@@ -156,7 +156,7 @@ pub(crate) fn update_files(ctx: &Ctx, offset: u32, fds: u64, nr: u32) -> Result<
     let mut err = None;
     while done < nr {
         // SAFETY: i32 is plain data.
-        let fd: i32 = match unsafe { uaccess::read_pod(fds + done as u64 * 4) } {
+        let fd: i32 = match unsafe { uaccess::read_pod(fds.wrapping_add(done as u64 * 4)) } {
             Ok(fd) => fd,
             Err(e) => {
                 err = Some(e);

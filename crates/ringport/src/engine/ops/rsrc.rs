@@ -38,7 +38,7 @@ fn update_alloc(ctx: &Ctx, up: &FilesUpdate) -> Result<i32, Errno> {
     let mut done = 0u32;
     let mut err = Errno(libc::EINVAL);
     while done < up.nr {
-        let at = up.fds + done as u64 * 4;
+        let at = up.fds.wrapping_add(done as u64 * 4);
         // SAFETY: i32 is plain data.
         let fd: i32 = match unsafe { uaccess::read_pod(at) } {
             Ok(fd) => fd,
