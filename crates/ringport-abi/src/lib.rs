@@ -16,7 +16,7 @@ pub use linux_raw_sys::io_uring::{
     io_uring_files_update, io_uring_getevents_arg, io_uring_op, io_uring_params, io_uring_probe,
     io_uring_probe_op, io_uring_register_op, io_uring_rsrc_register, io_uring_rsrc_update,
     io_uring_restriction, io_uring_register_restriction_op, io_uring_rsrc_update2, io_uring_sqe,
-    io_uring_sync_cancel_reg,
+    io_uring_sync_cancel_reg, io_uring_file_index_range,
     io_uring_sqe_flags_bit,
 };
 
@@ -46,7 +46,7 @@ pub use linux_raw_sys::io_uring::{
     IORING_TIMEOUT_UPDATE_MASK, IO_URING_OP_SUPPORTED, IORING_POLL_ADD_LEVEL, IORING_POLL_ADD_MULTI,
     IORING_POLL_UPDATE_EVENTS, IORING_POLL_UPDATE_USER_DATA, IORING_ASYNC_CANCEL_ALL,
     IORING_ASYNC_CANCEL_ANY, IORING_ASYNC_CANCEL_FD, IORING_ASYNC_CANCEL_FD_FIXED, IORING_ASYNC_CANCEL_OP,
-    IORING_ASYNC_CANCEL_USERDATA,
+    IORING_ASYNC_CANCEL_USERDATA, IORING_FILE_INDEX_ALLOC, SPLICE_F_FD_IN_FIXED, IORING_FIXED_FD_NO_CLOEXEC,
 };
 
 use io_uring_sqe_flags_bit as bit;
@@ -106,6 +106,50 @@ pub mod op {
     pub const READ: u8 = o::IORING_OP_READ as u8;
     /// `IORING_OP_WRITE`
     pub const WRITE: u8 = o::IORING_OP_WRITE as u8;
+    /// `IORING_OP_SYNC_FILE_RANGE`
+    pub const SYNC_FILE_RANGE: u8 = o::IORING_OP_SYNC_FILE_RANGE as u8;
+    /// `IORING_OP_FALLOCATE`
+    pub const FALLOCATE: u8 = o::IORING_OP_FALLOCATE as u8;
+    /// `IORING_OP_OPENAT`
+    pub const OPENAT: u8 = o::IORING_OP_OPENAT as u8;
+    /// `IORING_OP_CLOSE`
+    pub const CLOSE: u8 = o::IORING_OP_CLOSE as u8;
+    /// `IORING_OP_FILES_UPDATE`
+    pub const FILES_UPDATE: u8 = o::IORING_OP_FILES_UPDATE as u8;
+    /// `IORING_OP_STATX`
+    pub const STATX: u8 = o::IORING_OP_STATX as u8;
+    /// `IORING_OP_FADVISE`
+    pub const FADVISE: u8 = o::IORING_OP_FADVISE as u8;
+    /// `IORING_OP_MADVISE`
+    pub const MADVISE: u8 = o::IORING_OP_MADVISE as u8;
+    /// `IORING_OP_OPENAT2`
+    pub const OPENAT2: u8 = o::IORING_OP_OPENAT2 as u8;
+    /// `IORING_OP_SPLICE`
+    pub const SPLICE: u8 = o::IORING_OP_SPLICE as u8;
+    /// `IORING_OP_TEE`
+    pub const TEE: u8 = o::IORING_OP_TEE as u8;
+    /// `IORING_OP_RENAMEAT`
+    pub const RENAMEAT: u8 = o::IORING_OP_RENAMEAT as u8;
+    /// `IORING_OP_UNLINKAT`
+    pub const UNLINKAT: u8 = o::IORING_OP_UNLINKAT as u8;
+    /// `IORING_OP_MKDIRAT`
+    pub const MKDIRAT: u8 = o::IORING_OP_MKDIRAT as u8;
+    /// `IORING_OP_SYMLINKAT`
+    pub const SYMLINKAT: u8 = o::IORING_OP_SYMLINKAT as u8;
+    /// `IORING_OP_LINKAT`
+    pub const LINKAT: u8 = o::IORING_OP_LINKAT as u8;
+    /// `IORING_OP_FSETXATTR`
+    pub const FSETXATTR: u8 = o::IORING_OP_FSETXATTR as u8;
+    /// `IORING_OP_SETXATTR`
+    pub const SETXATTR: u8 = o::IORING_OP_SETXATTR as u8;
+    /// `IORING_OP_FGETXATTR`
+    pub const FGETXATTR: u8 = o::IORING_OP_FGETXATTR as u8;
+    /// `IORING_OP_GETXATTR`
+    pub const GETXATTR: u8 = o::IORING_OP_GETXATTR as u8;
+    /// `IORING_OP_FTRUNCATE`
+    pub const FTRUNCATE: u8 = o::IORING_OP_FTRUNCATE as u8;
+    /// `IORING_OP_FIXED_FD_INSTALL`
+    pub const FIXED_FD_INSTALL: u8 = o::IORING_OP_FIXED_FD_INSTALL as u8;
     /// `IORING_OP_LAST`: one past the highest opcode the ABI knows.
     pub const LAST: u8 = o::IORING_OP_LAST as u8;
 }
@@ -135,6 +179,12 @@ pub mod reg {
     pub const RESTRICTIONS: u32 = r::IORING_REGISTER_RESTRICTIONS as u32;
     /// `IORING_REGISTER_ENABLE_RINGS`
     pub const ENABLE_RINGS: u32 = r::IORING_REGISTER_ENABLE_RINGS as u32;
+    /// `IORING_REGISTER_FILES2`
+    pub const FILES2: u32 = r::IORING_REGISTER_FILES2 as u32;
+    /// `IORING_REGISTER_FILES_UPDATE2`
+    pub const FILES_UPDATE2: u32 = r::IORING_REGISTER_FILES_UPDATE2 as u32;
+    /// `IORING_REGISTER_FILE_ALLOC_RANGE`
+    pub const FILE_ALLOC_RANGE: u32 = r::IORING_REGISTER_FILE_ALLOC_RANGE as u32;
     /// `IORING_REGISTER_SYNC_CANCEL`
     pub const SYNC_CANCEL: u32 = r::IORING_REGISTER_SYNC_CANCEL as u32;
     /// `IORING_REGISTER_LAST`: one past the highest register opcode.

@@ -160,6 +160,13 @@ pub fn io_uring_ready_fd(fd: i32, ring: Option<(u64, u64)>) -> i32 {
     }
 }
 
+/// A marker for the upper half of `close`'s argument: the kernel ignores
+/// it (`close` takes an `unsigned int`), and the interception library's
+/// seccomp filter lets such closes through untrapped. The engine closes
+/// program fds for IORING_OP_CLOSE with it, so a close it makes (in a
+/// worker, or inside the library's SIGSYS handler) never traps.
+pub const CLOSE_BYPASS: u32 = 0x5250_4f52; // "RPOR"
+
 /// True when `fd` is a ring served by ringport.
 pub fn is_ring_fd(fd: i32) -> bool {
     registry::is_ring(fd)

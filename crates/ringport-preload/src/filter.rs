@@ -20,7 +20,7 @@ use crate::arch;
 
 /// Marker placed in the upper 32 bits of `close`'s first argument by the
 /// library's own calls (see the module docs).
-pub const BYPASS: u32 = 0x5250_4f52; // "RPOR"
+pub const BYPASS: u32 = ringport_engine::sys::CLOSE_BYPASS; // "RPOR"
 
 /// `SECCOMP_RET_DATA` of our traps: arrives as `si_errno` in the SIGSYS
 /// siginfo, which is how the handler tells our traps from anyone else's.

@@ -3,7 +3,8 @@
 
 use crate::abi::{self, op};
 use crate::squeue::Entry;
-use crate::types::{FsyncFlags, Target, TimeoutFlags, Timespec};
+use crate::types::{statx, DestinationSlot, Fd, FsyncFlags, OpenHow, Target, TimeoutFlags, Timespec};
+use std::os::fd::RawFd;
 
 /// An entry that works on no file: `fd` -1, with `addr`, `len`, `off` and
 /// the per-op flags word (the timeout and cancel family).
@@ -367,5 +368,654 @@ impl LinkTimeout {
     /// The SQE.
     pub fn build(self) -> Entry {
         fileless(Self::CODE, self.timespec as u64, 1, 0, self.flags.0)
+    }
+}
+
+/// An entry with the op's fields set from a file target (`fd` or a fixed
+/// slot) and the common address/length/offset fields.
+fn on_file(code: u8, fd: Target, addr: u64, len: u32, off: u64, op_flags: u32) -> Entry {
+    let mut e = with_target(Entry::new(code), fd);
+    e.0.__bindgen_anon_2.addr = addr;
+    e.0.len = len;
+    e.0.__bindgen_anon_1.off = off;
+    e.0.__bindgen_anon_3.rw_flags = op_flags;
+    e
+}
+
+/// Sets the SQE's `addr3` (the path of GETXATTR/SETXATTR).
+fn set_addr3(e: &mut Entry, v: u64) {
+    // SAFETY: the union's members are plain integers laid over the same
+    // bytes; writing addr3 through the bindgen accessor is a plain store.
+    unsafe { e.0.__bindgen_anon_6.__bindgen_anon_1.as_mut().addr3 = v };
+}
+
+/// An entry on a directory fd (never a fixed file) with a path in `addr`.
+fn at_dir(code: u8, dirfd: Fd, path: *const libc::c_char, len: u32, addr2: u64, op_flags: u32) -> Entry {
+    on_file(code, Target::Fd(dirfd.0), path as u64, len, addr2, op_flags)
+}
+
+/// `IORING_OP_OPENAT`: `openat(dirfd, pathname, flags, mode)`; the CQE is
+/// the new fd, or with [`OpenAt::file_index`] a direct descriptor.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenAt {
+    dirfd: Fd,
+    pathname: *const libc::c_char,
+    file_index: Option<DestinationSlot>,
+    flags: i32,
+    mode: libc::mode_t,
+}
+
+impl OpenAt {
+    /// The opcode.
+    pub const CODE: u8 = op::OPENAT;
+    /// Opens `pathname` relative to `dirfd` (`Fd(libc::AT_FDCWD)` for the cwd).
+    pub fn new(dirfd: Fd, pathname: *const libc::c_char) -> OpenAt {
+        OpenAt { dirfd, pathname, file_index: None, flags: 0, mode: 0 }
+    }
+    /// Installs the file in the registered table instead of the fd table.
+    pub fn file_index(mut self, file_index: Option<DestinationSlot>) -> OpenAt {
+        self.file_index = file_index;
+        self
+    }
+    /// `O_*` flags.
+    pub fn flags(mut self, flags: i32) -> OpenAt {
+        self.flags = flags;
+        self
+    }
+    /// The mode of a created file.
+    pub fn mode(mut self, mode: libc::mode_t) -> OpenAt {
+        self.mode = mode;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = at_dir(Self::CODE, self.dirfd, self.pathname, self.mode, 0, self.flags as u32);
+        if let Some(d) = self.file_index {
+            e.0.__bindgen_anon_5.file_index = d.kernel_index_arg();
+        }
+        e
+    }
+}
+
+/// `IORING_OP_OPENAT2`: `openat2(dirfd, pathname, how)`.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenAt2 {
+    dirfd: Fd,
+    pathname: *const libc::c_char,
+    how: *const OpenHow,
+    file_index: Option<DestinationSlot>,
+}
+
+impl OpenAt2 {
+    /// The opcode.
+    pub const CODE: u8 = op::OPENAT2;
+    /// Opens `pathname` relative to `dirfd` as `*how` says (read at submit).
+    pub fn new(dirfd: Fd, pathname: *const libc::c_char, how: *const OpenHow) -> OpenAt2 {
+        OpenAt2 { dirfd, pathname, how, file_index: None }
+    }
+    /// Installs the file in the registered table instead of the fd table.
+    pub fn file_index(mut self, file_index: Option<DestinationSlot>) -> OpenAt2 {
+        self.file_index = file_index;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let size = core::mem::size_of::<OpenHow>() as u32;
+        let mut e = at_dir(Self::CODE, self.dirfd, self.pathname, size, self.how as u64, 0);
+        if let Some(d) = self.file_index {
+            e.0.__bindgen_anon_5.file_index = d.kernel_index_arg();
+        }
+        e
+    }
+}
+
+/// `IORING_OP_CLOSE`: closes an fd, or empties a registered slot.
+#[derive(Clone, Copy, Debug)]
+pub struct Close {
+    fd: Target,
+}
+
+impl Close {
+    /// The opcode.
+    pub const CODE: u8 = op::CLOSE;
+    /// Closes `fd` (`Fd`) or registered slot `Fixed(i)`.
+    pub fn new(fd: impl Into<Target>) -> Close {
+        Close { fd: fd.into() }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        match self.fd {
+            Target::Fd(fd) => e.0.fd = fd,
+            Target::Fixed(i) => {
+                e.0.fd = 0;
+                e.0.__bindgen_anon_5.file_index = i.wrapping_add(1);
+            }
+        }
+        e
+    }
+}
+
+/// `IORING_OP_FILES_UPDATE`: replaces `len` registered slots from `offset`
+/// with the fds at `fds` (-1 empties, -2 skips). With `offset`
+/// IORING_FILE_INDEX_ALLOC (-1) each fd goes to a free slot, written back
+/// over it. The CQE is the number updated.
+#[derive(Clone, Copy, Debug)]
+pub struct FilesUpdate {
+    fds: *const RawFd,
+    len: u32,
+    offset: i32,
+}
+
+impl FilesUpdate {
+    /// The opcode.
+    pub const CODE: u8 = op::FILES_UPDATE;
+    /// Updates from slot 0.
+    pub fn new(fds: *const RawFd, len: u32) -> FilesUpdate {
+        FilesUpdate { fds, len, offset: 0 }
+    }
+    /// The first slot (or IORING_FILE_INDEX_ALLOC).
+    pub fn offset(mut self, offset: i32) -> FilesUpdate {
+        self.offset = offset;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        fileless(Self::CODE, self.fds as u64, self.len, self.offset as i64 as u64, 0)
+    }
+}
+
+/// `IORING_OP_STATX`: `statx(dirfd, pathname, flags, mask, statxbuf)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Statx {
+    dirfd: Fd,
+    pathname: *const libc::c_char,
+    statxbuf: *mut statx,
+    flags: i32,
+    mask: u32,
+}
+
+impl Statx {
+    /// The opcode.
+    pub const CODE: u8 = op::STATX;
+    /// Stats `pathname` relative to `dirfd` into `*statxbuf`.
+    pub fn new(dirfd: Fd, pathname: *const libc::c_char, statxbuf: *mut statx) -> Statx {
+        Statx { dirfd, pathname, statxbuf, flags: 0, mask: 0 }
+    }
+    /// `AT_*` flags.
+    pub fn flags(mut self, flags: i32) -> Statx {
+        self.flags = flags;
+        self
+    }
+    /// `STATX_*` fields wanted.
+    pub fn mask(mut self, mask: u32) -> Statx {
+        self.mask = mask;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        at_dir(Self::CODE, self.dirfd, self.pathname, self.mask, self.statxbuf as u64, self.flags as u32)
+    }
+}
+
+/// `IORING_OP_FALLOCATE`: `fallocate(fd, mode, offset, len)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Fallocate {
+    fd: Target,
+    len: u64,
+    offset: u64,
+    mode: i32,
+}
+
+impl Fallocate {
+    /// The opcode.
+    pub const CODE: u8 = op::FALLOCATE;
+    /// Allocates `len` bytes at offset 0.
+    pub fn new(fd: impl Into<Target>, len: u64) -> Fallocate {
+        Fallocate { fd: fd.into(), len, offset: 0, mode: 0 }
+    }
+    /// The offset.
+    pub fn offset(mut self, offset: u64) -> Fallocate {
+        self.offset = offset;
+        self
+    }
+    /// `FALLOC_FL_*` mode.
+    pub fn mode(mut self, mode: i32) -> Fallocate {
+        self.mode = mode;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, self.fd, self.len, self.mode as u32, self.offset, 0)
+    }
+}
+
+/// `IORING_OP_FADVISE`: `posix_fadvise(fd, offset, len, advice)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Fadvise {
+    fd: Target,
+    len: libc::off_t,
+    advice: i32,
+    offset: u64,
+}
+
+impl Fadvise {
+    /// The opcode.
+    pub const CODE: u8 = op::FADVISE;
+    /// Advice for `len` bytes at offset 0.
+    pub fn new(fd: impl Into<Target>, len: libc::off_t, advice: i32) -> Fadvise {
+        Fadvise { fd: fd.into(), len, advice, offset: 0 }
+    }
+    /// The offset.
+    pub fn offset(mut self, offset: u64) -> Fadvise {
+        self.offset = offset;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, self.fd, 0, self.len as u32, self.offset, self.advice as u32)
+    }
+}
+
+/// `IORING_OP_MADVISE`: `madvise(addr, len, advice)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Madvise {
+    addr: *const libc::c_void,
+    len: libc::off_t,
+    advice: i32,
+}
+
+impl Madvise {
+    /// The opcode.
+    pub const CODE: u8 = op::MADVISE;
+    /// Advice for `[addr, addr + len)`.
+    pub fn new(addr: *const libc::c_void, len: libc::off_t, advice: i32) -> Madvise {
+        Madvise { addr, len, advice }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        fileless(Self::CODE, self.addr as u64, self.len as u32, 0, self.advice as u32)
+    }
+}
+
+/// `IORING_OP_SYNC_FILE_RANGE`: `sync_file_range(fd, offset, len, flags)`.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncFileRange {
+    fd: Target,
+    len: u32,
+    offset: u64,
+    flags: u32,
+}
+
+impl SyncFileRange {
+    /// The opcode.
+    pub const CODE: u8 = op::SYNC_FILE_RANGE;
+    /// Syncs `len` bytes at offset 0.
+    pub fn new(fd: impl Into<Target>, len: u32) -> SyncFileRange {
+        SyncFileRange { fd: fd.into(), len, offset: 0, flags: 0 }
+    }
+    /// The offset.
+    pub fn offset(mut self, offset: u64) -> SyncFileRange {
+        self.offset = offset;
+        self
+    }
+    /// `SYNC_FILE_RANGE_*` flags.
+    pub fn flags(mut self, flags: u32) -> SyncFileRange {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, self.fd, 0, self.len, self.offset, self.flags)
+    }
+}
+
+fn splice_in(e: &mut Entry, fd_in: Target, flags: &mut u32) {
+    match fd_in {
+        Target::Fd(fd) => e.0.__bindgen_anon_5.splice_fd_in = fd,
+        Target::Fixed(i) => {
+            e.0.__bindgen_anon_5.splice_fd_in = i as i32;
+            *flags |= abi::SPLICE_F_FD_IN_FIXED;
+        }
+    }
+}
+
+/// `IORING_OP_SPLICE`: `splice(fd_in, off_in, fd_out, off_out, len, flags)`;
+/// an offset of -1 means none.
+#[derive(Clone, Copy, Debug)]
+pub struct Splice {
+    fd_in: Target,
+    off_in: i64,
+    fd_out: Target,
+    off_out: i64,
+    len: u32,
+    flags: u32,
+}
+
+impl Splice {
+    /// The opcode.
+    pub const CODE: u8 = op::SPLICE;
+    /// Moves up to `len` bytes from `fd_in` to `fd_out`.
+    pub fn new(fd_in: impl Into<Target>, off_in: i64, fd_out: impl Into<Target>, off_out: i64, len: u32) -> Splice {
+        Splice { fd_in: fd_in.into(), off_in, fd_out: fd_out.into(), off_out, len, flags: 0 }
+    }
+    /// `SPLICE_F_*` flags.
+    pub fn flags(mut self, flags: u32) -> Splice {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut flags = self.flags;
+        let mut e = on_file(Self::CODE, self.fd_out, self.off_in as u64, self.len, self.off_out as u64, 0);
+        splice_in(&mut e, self.fd_in, &mut flags);
+        e.0.__bindgen_anon_3.splice_flags = flags;
+        e
+    }
+}
+
+/// `IORING_OP_TEE`: `tee(fd_in, fd_out, len, flags)` between two pipes.
+#[derive(Clone, Copy, Debug)]
+pub struct Tee {
+    fd_in: Target,
+    fd_out: Target,
+    len: u32,
+    flags: u32,
+}
+
+impl Tee {
+    /// The opcode.
+    pub const CODE: u8 = op::TEE;
+    /// Duplicates up to `len` bytes of `fd_in` into `fd_out`.
+    pub fn new(fd_in: impl Into<Target>, fd_out: impl Into<Target>, len: u32) -> Tee {
+        Tee { fd_in: fd_in.into(), fd_out: fd_out.into(), len, flags: 0 }
+    }
+    /// `SPLICE_F_*` flags.
+    pub fn flags(mut self, flags: u32) -> Tee {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut flags = self.flags;
+        let mut e = on_file(Self::CODE, self.fd_out, 0, self.len, 0, 0);
+        splice_in(&mut e, self.fd_in, &mut flags);
+        e.0.__bindgen_anon_3.splice_flags = flags;
+        e
+    }
+}
+
+/// `IORING_OP_RENAMEAT`: `renameat2(olddirfd, oldpath, newdirfd, newpath, flags)`.
+#[derive(Clone, Copy, Debug)]
+pub struct RenameAt {
+    olddirfd: Fd,
+    oldpath: *const libc::c_char,
+    newdirfd: Fd,
+    newpath: *const libc::c_char,
+    flags: u32,
+}
+
+impl RenameAt {
+    /// The opcode.
+    pub const CODE: u8 = op::RENAMEAT;
+    /// Renames `oldpath` to `newpath`.
+    pub fn new(olddirfd: Fd, oldpath: *const libc::c_char, newdirfd: Fd, newpath: *const libc::c_char) -> RenameAt {
+        RenameAt { olddirfd, oldpath, newdirfd, newpath, flags: 0 }
+    }
+    /// `RENAME_*` flags.
+    pub fn flags(mut self, flags: u32) -> RenameAt {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        at_dir(Self::CODE, self.olddirfd, self.oldpath, self.newdirfd.0 as u32, self.newpath as u64, self.flags)
+    }
+}
+
+/// `IORING_OP_UNLINKAT`: `unlinkat(dirfd, pathname, flags)`.
+#[derive(Clone, Copy, Debug)]
+pub struct UnlinkAt {
+    dirfd: Fd,
+    pathname: *const libc::c_char,
+    flags: i32,
+}
+
+impl UnlinkAt {
+    /// The opcode.
+    pub const CODE: u8 = op::UNLINKAT;
+    /// Removes `pathname`.
+    pub fn new(dirfd: Fd, pathname: *const libc::c_char) -> UnlinkAt {
+        UnlinkAt { dirfd, pathname, flags: 0 }
+    }
+    /// `AT_REMOVEDIR` to remove a directory.
+    pub fn flags(mut self, flags: i32) -> UnlinkAt {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        at_dir(Self::CODE, self.dirfd, self.pathname, 0, 0, self.flags as u32)
+    }
+}
+
+/// `IORING_OP_MKDIRAT`: `mkdirat(dirfd, pathname, mode)`.
+#[derive(Clone, Copy, Debug)]
+pub struct MkDirAt {
+    dirfd: Fd,
+    pathname: *const libc::c_char,
+    mode: libc::mode_t,
+}
+
+impl MkDirAt {
+    /// The opcode.
+    pub const CODE: u8 = op::MKDIRAT;
+    /// Creates directory `pathname` (mode 0 unless set).
+    pub fn new(dirfd: Fd, pathname: *const libc::c_char) -> MkDirAt {
+        MkDirAt { dirfd, pathname, mode: 0 }
+    }
+    /// The mode.
+    pub fn mode(mut self, mode: libc::mode_t) -> MkDirAt {
+        self.mode = mode;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        at_dir(Self::CODE, self.dirfd, self.pathname, self.mode, 0, 0)
+    }
+}
+
+/// `IORING_OP_SYMLINKAT`: `symlinkat(target, newdirfd, linkpath)`.
+#[derive(Clone, Copy, Debug)]
+pub struct SymlinkAt {
+    newdirfd: Fd,
+    target: *const libc::c_char,
+    linkpath: *const libc::c_char,
+}
+
+impl SymlinkAt {
+    /// The opcode.
+    pub const CODE: u8 = op::SYMLINKAT;
+    /// Creates `linkpath` pointing at `target`.
+    pub fn new(newdirfd: Fd, target: *const libc::c_char, linkpath: *const libc::c_char) -> SymlinkAt {
+        SymlinkAt { newdirfd, target, linkpath }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        at_dir(Self::CODE, self.newdirfd, self.target, 0, self.linkpath as u64, 0)
+    }
+}
+
+/// `IORING_OP_LINKAT`: `linkat(olddirfd, oldpath, newdirfd, newpath, flags)`.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkAt {
+    olddirfd: Fd,
+    oldpath: *const libc::c_char,
+    newdirfd: Fd,
+    newpath: *const libc::c_char,
+    flags: i32,
+}
+
+impl LinkAt {
+    /// The opcode.
+    pub const CODE: u8 = op::LINKAT;
+    /// Creates hard link `newpath` to `oldpath`.
+    pub fn new(olddirfd: Fd, oldpath: *const libc::c_char, newdirfd: Fd, newpath: *const libc::c_char) -> LinkAt {
+        LinkAt { olddirfd, oldpath, newdirfd, newpath, flags: 0 }
+    }
+    /// `AT_SYMLINK_FOLLOW`, `AT_EMPTY_PATH`.
+    pub fn flags(mut self, flags: i32) -> LinkAt {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        at_dir(Self::CODE, self.olddirfd, self.oldpath, self.newdirfd.0 as u32, self.newpath as u64, self.flags as u32)
+    }
+}
+
+/// `IORING_OP_FTRUNCATE`: `ftruncate(fd, len)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ftruncate {
+    fd: Target,
+    len: u64,
+}
+
+impl Ftruncate {
+    /// The opcode.
+    pub const CODE: u8 = op::FTRUNCATE;
+    /// Sets the file's length to `len`.
+    pub fn new(fd: impl Into<Target>, len: u64) -> Ftruncate {
+        Ftruncate { fd: fd.into(), len }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, self.fd, 0, 0, self.len, 0)
+    }
+}
+
+/// `IORING_OP_FGETXATTR`: `fgetxattr(fd, name, value, len)`.
+#[derive(Clone, Copy, Debug)]
+pub struct FGetXattr {
+    fd: Target,
+    name: *const libc::c_char,
+    value: *mut libc::c_void,
+    len: u32,
+}
+
+impl FGetXattr {
+    /// The opcode.
+    pub const CODE: u8 = op::FGETXATTR;
+    /// Reads attribute `name` into `value` (`len` bytes).
+    pub fn new(fd: impl Into<Target>, name: *const libc::c_char, value: *mut libc::c_void, len: u32) -> FGetXattr {
+        FGetXattr { fd: fd.into(), name, value, len }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, self.fd, self.name as u64, self.len, self.value as u64, 0)
+    }
+}
+
+/// `IORING_OP_FSETXATTR`: `fsetxattr(fd, name, value, len, flags)`.
+#[derive(Clone, Copy, Debug)]
+pub struct FSetXattr {
+    fd: Target,
+    name: *const libc::c_char,
+    value: *const libc::c_void,
+    len: u32,
+    flags: i32,
+}
+
+impl FSetXattr {
+    /// The opcode.
+    pub const CODE: u8 = op::FSETXATTR;
+    /// Sets attribute `name` to `len` bytes at `value`.
+    pub fn new(fd: impl Into<Target>, name: *const libc::c_char, value: *const libc::c_void, len: u32) -> FSetXattr {
+        FSetXattr { fd: fd.into(), name, value, len, flags: 0 }
+    }
+    /// `XATTR_CREATE`, `XATTR_REPLACE`.
+    pub fn flags(mut self, flags: i32) -> FSetXattr {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, self.fd, self.name as u64, self.len, self.value as u64, self.flags as u32)
+    }
+}
+
+/// `IORING_OP_GETXATTR`: `getxattr(path, name, value, len)`.
+#[derive(Clone, Copy, Debug)]
+pub struct GetXattr {
+    name: *const libc::c_char,
+    value: *mut libc::c_void,
+    path: *const libc::c_char,
+    len: u32,
+}
+
+impl GetXattr {
+    /// The opcode.
+    pub const CODE: u8 = op::GETXATTR;
+    /// Reads attribute `name` of `path` into `value` (`len` bytes).
+    pub fn new(name: *const libc::c_char, value: *mut libc::c_void, path: *const libc::c_char, len: u32) -> GetXattr {
+        GetXattr { name, value, path, len }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_file(Self::CODE, Target::Fd(0), self.name as u64, self.len, self.value as u64, 0);
+        set_addr3(&mut e, self.path as u64);
+        e
+    }
+}
+
+/// `IORING_OP_SETXATTR`: `setxattr(path, name, value, len, flags)`.
+#[derive(Clone, Copy, Debug)]
+pub struct SetXattr {
+    name: *const libc::c_char,
+    value: *const libc::c_void,
+    path: *const libc::c_char,
+    len: u32,
+    flags: i32,
+}
+
+impl SetXattr {
+    /// The opcode.
+    pub const CODE: u8 = op::SETXATTR;
+    /// Sets attribute `name` of `path` to `len` bytes at `value`.
+    pub fn new(name: *const libc::c_char, value: *const libc::c_void, path: *const libc::c_char, len: u32) -> SetXattr {
+        SetXattr { name, value, path, len, flags: 0 }
+    }
+    /// `XATTR_CREATE`, `XATTR_REPLACE`.
+    pub fn flags(mut self, flags: i32) -> SetXattr {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_file(Self::CODE, Target::Fd(0), self.name as u64, self.len, self.value as u64, self.flags as u32);
+        set_addr3(&mut e, self.path as u64);
+        e
+    }
+}
+
+/// `IORING_OP_FIXED_FD_INSTALL`: gives registered file `fd` a normal fd
+/// (close-on-exec unless `file_flags` has IORING_FIXED_FD_NO_CLOEXEC); the
+/// CQE is the new fd.
+#[derive(Clone, Copy, Debug)]
+pub struct FixedFdInstall {
+    fd: crate::types::Fixed,
+    file_flags: u32,
+}
+
+impl FixedFdInstall {
+    /// The opcode.
+    pub const CODE: u8 = op::FIXED_FD_INSTALL;
+    /// Installs registered file `fd`.
+    pub fn new(fd: crate::types::Fixed, file_flags: u32) -> FixedFdInstall {
+        FixedFdInstall { fd, file_flags }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        on_file(Self::CODE, Target::Fixed(self.fd.0), 0, 0, 0, self.file_flags)
     }
 }

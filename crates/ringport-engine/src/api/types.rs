@@ -161,3 +161,66 @@ impl CancelBuilder {
         self
     }
 }
+
+/// Where an open or accept puts a direct descriptor: a registered-file slot,
+/// or a free one picked by the ring (`IORING_FILE_INDEX_ALLOC`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestinationSlot {
+    /// The SQE's `file_index`: the slot + 1, or IORING_FILE_INDEX_ALLOC.
+    dest: u32,
+}
+
+impl DestinationSlot {
+    /// Let the ring pick a free slot; the CQE carries the slot chosen.
+    pub const fn auto_target() -> DestinationSlot {
+        DestinationSlot { dest: crate::abi::IORING_FILE_INDEX_ALLOC as u32 }
+    }
+    /// Slot `target` (0 ..= u32::MAX - 2); Err gives back a slot out of range.
+    pub fn try_from_slot_target(target: u32) -> Result<DestinationSlot, u32> {
+        if target > u32::MAX - 2 {
+            return Err(target);
+        }
+        Ok(DestinationSlot { dest: target + 1 })
+    }
+    /// The value of the SQE's `file_index` field.
+    pub(crate) fn kernel_index_arg(&self) -> u32 {
+        self.dest
+    }
+}
+
+/// `struct open_how` for [`crate::opcode::OpenAt2`].
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct OpenHow(linux_raw_sys::general::open_how);
+
+impl OpenHow {
+    /// All zero.
+    pub const fn new() -> OpenHow {
+        OpenHow(linux_raw_sys::general::open_how { flags: 0, mode: 0, resolve: 0 })
+    }
+    /// `O_*` flags.
+    pub const fn flags(mut self, flags: u64) -> OpenHow {
+        self.0.flags = flags;
+        self
+    }
+    /// The mode of a created file.
+    pub const fn mode(mut self, mode: u64) -> OpenHow {
+        self.0.mode = mode;
+        self
+    }
+    /// `RESOLVE_*` flags.
+    pub const fn resolve(mut self, resolve: u64) -> OpenHow {
+        self.0.resolve = resolve;
+        self
+    }
+}
+
+impl Default for OpenHow {
+    fn default() -> OpenHow {
+        OpenHow::new()
+    }
+}
+
+/// The buffer [`crate::opcode::Statx`] fills: the kernel's `struct statx`.
+#[allow(non_camel_case_types)]
+pub type statx = libc::statx;

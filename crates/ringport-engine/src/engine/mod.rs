@@ -121,6 +121,16 @@ impl Sqe {
         // SAFETY: every variant of this union is a plain integer.
         unsafe { self.raw().__bindgen_anon_5.file_index }
     }
+    /// `addr2` (shares its bytes with `off`).
+    #[inline]
+    pub fn addr2(&self) -> u64 {
+        self.off()
+    }
+    /// `addr3` (the SQE's seventh u64).
+    #[inline]
+    pub fn addr3(&self) -> u64 {
+        self.0[6]
+    }
     /// The last u64 of the SQE (`__pad2[0]` / `attr_type_mask`).
     #[inline]
     pub fn pad2(&self) -> u64 {

@@ -7,7 +7,7 @@
 //! submitted and gets an error CQE, and submission stops after it (unless
 //! `IORING_SETUP_SUBMIT_ALL`).
 
-use super::ops::{cancel, fs, nop, poll, rw, timeout};
+use super::ops::{advise, cancel, fs, nop, openclose, poll, rsrc, rw, splice, statx, sync, timeout, truncate, xattr};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -39,7 +39,18 @@ impl File {
 pub(crate) enum OpData {
     Nop(nop::Nop),
     Rw(rw::Rw),
-    Fsync(fs::Fsync),
+    Fsync(sync::Fsync),
+    Range(sync::Range),
+    Open(openclose::Open),
+    Close(openclose::Close),
+    FdInstall(openclose::FdInstall),
+    Statx(statx::Statx),
+    Fs(fs::FsOp),
+    Advise(advise::Advise),
+    Ftruncate(truncate::Ftruncate),
+    Splice(splice::Splice),
+    FilesUpdate(rsrc::FilesUpdate),
+    Xattr(xattr::Xattr),
     Timeout(timeout::Timeout),
     TimeoutRemove(timeout::TimeoutRemove),
     PollAdd(poll::PollAdd),
@@ -168,6 +179,10 @@ struct Props {
 
 /// No file, no ioprio, never blocks, not for IOPOLL rings.
 const PLAIN: Props = Props { file: false, ioprio: false, pollable: false, may_block: false, iopoll: false };
+/// No file, always run by a worker (the kernel forces it async).
+const BLOCKING: Props = Props { may_block: true, ..PLAIN };
+/// On a file, always run by a worker.
+const BLOCKING_FILE: Props = Props { file: true, may_block: true, ..PLAIN };
 /// Reads and writes: a file, ioprio, pollable files, IOPOLL rings.
 const RW: Props = Props { file: true, ioprio: true, pollable: true, may_block: false, iopoll: true };
 
@@ -206,7 +221,7 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::NOP as usize] = def("NOP", Props { iopoll: true, ..PLAIN }, prep!(nop::prep), nop::issue);
     t[op::READV as usize] = def("READV", RW, prep!(rw::prep_readv), rw::issue_read);
     t[op::WRITEV as usize] = def("WRITEV", RW, prep!(rw::prep_writev), rw::issue_write);
-    t[op::FSYNC as usize] = def("FSYNC", Props { file: true, may_block: true, ..PLAIN }, prep!(fs::prep_fsync), fs::issue_fsync);
+    t[op::FSYNC as usize] = def("FSYNC", BLOCKING_FILE, prep!(sync::prep_fsync), sync::issue_fsync);
     t[op::READ_FIXED as usize] = def("READ_FIXED", RW, prep!(rw::prep_read_fixed), rw::issue_read);
     t[op::WRITE_FIXED as usize] = def("WRITE_FIXED", RW, prep!(rw::prep_write_fixed), rw::issue_write);
     t[op::POLL_ADD as usize] =
@@ -220,6 +235,37 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
         def("TIMEOUT_REMOVE", PLAIN, prep!(timeout::prep_timeout_remove), timeout::issue_timeout_remove);
     t[op::READ as usize] = def("READ", RW, prep!(rw::prep_read), rw::issue_read);
     t[op::WRITE as usize] = def("WRITE", RW, prep!(rw::prep_write), rw::issue_write);
+    t[op::SYNC_FILE_RANGE as usize] =
+        def("SYNC_FILE_RANGE", BLOCKING_FILE, prep!(sync::prep_sync_file_range), sync::issue_sync_file_range);
+    t[op::FALLOCATE as usize] = def("FALLOCATE", BLOCKING_FILE, prep!(sync::prep_fallocate), sync::issue_fallocate);
+    // OPENAT/OPENAT2 decide per request (inline cached lookup, or a worker).
+    t[op::OPENAT as usize] = def("OPENAT", PLAIN, prep!(openclose::prep_openat), openclose::issue_openat);
+    t[op::OPENAT2 as usize] = def("OPENAT2", PLAIN, prep!(openclose::prep_openat2), openclose::issue_openat);
+    t[op::CLOSE as usize] = def("CLOSE", PLAIN, prep!(openclose::prep_close), openclose::issue_close);
+    t[op::FIXED_FD_INSTALL as usize] = def(
+        "FIXED_FD_INSTALL",
+        Props { file: true, ..PLAIN },
+        prep!(openclose::prep_fixed_fd_install),
+        openclose::issue_fixed_fd_install,
+    );
+    t[op::FILES_UPDATE as usize] =
+        def("FILES_UPDATE", Props { iopoll: true, ..PLAIN }, prep!(rsrc::prep_files_update), rsrc::issue_files_update);
+    t[op::STATX as usize] = def("STATX", BLOCKING, prep!(statx::prep_statx), statx::issue_statx);
+    // FADVISE decides per request (by the advice).
+    t[op::FADVISE as usize] = def("FADVISE", Props { file: true, ..PLAIN }, prep!(advise::prep_fadvise), advise::issue_fadvise);
+    t[op::MADVISE as usize] = def("MADVISE", BLOCKING, prep!(advise::prep_madvise), advise::issue_madvise);
+    t[op::SPLICE as usize] = def("SPLICE", BLOCKING_FILE, prep!(splice::prep_splice), splice::issue_splice);
+    t[op::TEE as usize] = def("TEE", BLOCKING_FILE, prep!(splice::prep_tee), splice::issue_splice);
+    t[op::RENAMEAT as usize] = def("RENAMEAT", BLOCKING, prep!(fs::prep_renameat), fs::issue_fs);
+    t[op::UNLINKAT as usize] = def("UNLINKAT", BLOCKING, prep!(fs::prep_unlinkat), fs::issue_fs);
+    t[op::MKDIRAT as usize] = def("MKDIRAT", BLOCKING, prep!(fs::prep_mkdirat), fs::issue_fs);
+    t[op::SYMLINKAT as usize] = def("SYMLINKAT", BLOCKING, prep!(fs::prep_symlinkat), fs::issue_fs);
+    t[op::LINKAT as usize] = def("LINKAT", BLOCKING, prep!(fs::prep_linkat), fs::issue_fs);
+    t[op::FSETXATTR as usize] = def("FSETXATTR", BLOCKING_FILE, prep!(xattr::prep_fsetxattr), xattr::issue_xattr);
+    t[op::SETXATTR as usize] = def("SETXATTR", BLOCKING, prep!(xattr::prep_setxattr), xattr::issue_xattr);
+    t[op::FGETXATTR as usize] = def("FGETXATTR", BLOCKING_FILE, prep!(xattr::prep_fgetxattr), xattr::issue_xattr);
+    t[op::GETXATTR as usize] = def("GETXATTR", BLOCKING, prep!(xattr::prep_getxattr), xattr::issue_xattr);
+    t[op::FTRUNCATE as usize] = def("FTRUNCATE", BLOCKING_FILE, prep!(truncate::prep_ftruncate), truncate::issue_ftruncate);
     t
 }
 
@@ -318,6 +364,8 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
     match &req.data {
         OpData::Rw(rw) => res < 0 || res as u64 != rw.total,
         OpData::Timeout(t) => t.failed(res),
+        // A short splice or tee fails (the kernel's `ret != sp->len`).
+        OpData::Splice(sp) => res < 0 || res as u32 != sp.len,
         _ => res < 0,
     }
 }

@@ -27,6 +27,24 @@ pub(crate) struct Buf {
 pub(crate) struct Resources {
     pub files: Vec<Option<Arc<OwnedFd>>>,
     pub bufs: Vec<Option<Buf>>,
+    /// Where IORING_FILE_INDEX_ALLOC looks for a free slot next (the
+    /// kernel's `alloc_hint`: after the last slot filled, or at the last
+    /// slot emptied).
+    pub alloc_hint: u32,
+    /// The allocation range `[alloc_start, alloc_end)`
+    /// (IORING_REGISTER_FILE_ALLOC_RANGE; the whole table by default).
+    pub alloc_start: u32,
+    /// End of the allocation range.
+    pub alloc_end: u32,
+}
+
+impl Resources {
+    /// Allocation over the whole file table, from its start.
+    fn reset_alloc_range(&mut self) {
+        self.alloc_start = 0;
+        self.alloc_end = self.files.len() as u32;
+        self.alloc_hint = 0;
+    }
 }
 
 /// A registered eventfd.
@@ -106,6 +124,7 @@ fn files_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
         table.push(if fd == -1 { None } else { Some(take_file(fd)?) });
     }
     rsrc.files = table;
+    rsrc.reset_alloc_range();
     Ok(0)
 }
 
@@ -118,11 +137,18 @@ fn files_update(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
     if up.resv != 0 {
         return Err(Errno(libc::EINVAL));
     }
+    update_files(ctx, up.offset, up.fds, nr)
+}
+
+/// The kernel's `__io_sqe_files_update`: replaces `nr` slots from `offset`
+/// with the fds read from `fds` (-1 empties a slot, FILES_SKIP leaves it).
+/// Returns how many were updated; an error only if none was.
+pub(crate) fn update_files(ctx: &Ctx, offset: u32, fds: u64, nr: u32) -> Result<i32, Errno> {
     let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
     if rsrc.files.is_empty() {
         return Err(Errno(libc::ENXIO));
     }
-    let end = up.offset.checked_add(nr).ok_or(Errno(libc::EOVERFLOW))?;
+    let end = offset.checked_add(nr).ok_or(Errno(libc::EOVERFLOW))?;
     if end as usize > rsrc.files.len() {
         return Err(Errno(libc::EINVAL));
     }
@@ -130,7 +156,7 @@ fn files_update(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
     let mut err = None;
     while done < nr {
         // SAFETY: i32 is plain data.
-        let fd: i32 = match unsafe { uaccess::read_pod(up.fds + done as u64 * 4) } {
+        let fd: i32 = match unsafe { uaccess::read_pod(fds.wrapping_add(done as u64 * 4)) } {
             Ok(fd) => fd,
             Err(e) => {
                 err = Some(e);
@@ -138,11 +164,16 @@ fn files_update(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
             }
         };
         if fd != abi::IORING_REGISTER_FILES_SKIP {
-            let slot = (up.offset + done) as usize;
-            rsrc.files[slot] = None;
+            let slot = (offset + done) as usize;
+            if rsrc.files[slot].take().is_some() {
+                rsrc.alloc_hint = slot as u32;
+            }
             if fd != -1 {
                 match take_file(fd) {
-                    Ok(f) => rsrc.files[slot] = Some(f),
+                    Ok(f) => {
+                        rsrc.files[slot] = Some(f);
+                        rsrc.alloc_hint = slot as u32 + 1;
+                    }
                     Err(e) => {
                         err = Some(e);
                         break;
@@ -156,6 +187,153 @@ fn files_update(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
         (0, Some(e)) => Err(e),
         (d, _) => Ok(d as i32),
     }
+}
+
+/// The kernel's `io_file_bitmap_get`: the next free slot in the allocation
+/// range, searching from the hint and then wrapping to the range's start.
+fn alloc_slot(rsrc: &mut Resources) -> Result<u32, Errno> {
+    if rsrc.files.is_empty() {
+        return Err(Errno(libc::ENFILE));
+    }
+    let (start, end) = (rsrc.alloc_start as usize, (rsrc.alloc_end as usize).min(rsrc.files.len()));
+    let free = |r: &Resources, from: usize, to: usize| (from..to).find(|&i| r.files.get(i).is_some_and(|f| f.is_none()));
+    let mut nr = end;
+    loop {
+        let hint = rsrc.alloc_hint as usize;
+        if let Some(i) = free(rsrc, hint, nr) {
+            return Ok(i as u32);
+        }
+        if hint == start {
+            return Err(Errno(libc::ENFILE));
+        }
+        nr = hint;
+        rsrc.alloc_hint = start as u32;
+    }
+}
+
+/// The kernel's `io_fixed_fd_install`: puts `file` (an fd the engine owns)
+/// into the registered file table. `file_slot` is the SQE's `file_index`:
+/// IORING_FILE_INDEX_ALLOC picks a free slot and returns it; otherwise it
+/// is the slot + 1, and the result is 0. On error the file is closed.
+pub(crate) fn install_fixed(ctx: &Ctx, file: OwnedFd, file_slot: u32) -> Result<i32, Errno> {
+    let alloc = file_slot == abi::IORING_FILE_INDEX_ALLOC as u32;
+    let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+    let slot = if alloc { alloc_slot(&mut rsrc)? } else { file_slot.wrapping_sub(1) };
+    if registry::is_ring(file.as_raw_fd()) {
+        return Err(Errno(libc::EBADF));
+    }
+    if rsrc.files.is_empty() {
+        return Err(Errno(libc::ENXIO));
+    }
+    let Some(entry) = rsrc.files.get_mut(slot as usize) else { return Err(Errno(libc::EINVAL)) };
+    // The table keeps its files high in the fd table, like registration.
+    let private = dup_private(file.as_raw_fd())?;
+    drop(file);
+    let was_empty = entry.replace(Arc::new(private)).is_none();
+    if was_empty {
+        rsrc.alloc_hint = slot + 1;
+    }
+    Ok(if alloc { slot as i32 } else { 0 })
+}
+
+/// The kernel's `io_fixed_fd_remove`: empties registered slot `offset`.
+pub(crate) fn remove_fixed(ctx: &Ctx, offset: u32) -> Result<i32, Errno> {
+    let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+    if rsrc.files.is_empty() {
+        return Err(Errno(libc::ENXIO));
+    }
+    let Some(entry) = rsrc.files.get_mut(offset as usize) else { return Err(Errno(libc::EINVAL)) };
+    if entry.take().is_none() {
+        return Err(Errno(libc::EBADF));
+    }
+    rsrc.alloc_hint = offset;
+    Ok(0)
+}
+
+/// IORING_REGISTER_FILE_ALLOC_RANGE: where IORING_FILE_INDEX_ALLOC looks.
+fn file_alloc_range(ctx: &Ctx, arg: u64) -> Result<i32, Errno> {
+    // SAFETY: io_uring_file_index_range is plain data.
+    let r: abi::io_uring_file_index_range = unsafe { uaccess::read_pod(arg)? };
+    let end = r.off.checked_add(r.len).ok_or(Errno(libc::EOVERFLOW))?;
+    let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+    if r.resv != 0 || end as usize > rsrc.files.len() {
+        return Err(Errno(libc::EINVAL));
+    }
+    rsrc.alloc_start = r.off;
+    rsrc.alloc_end = end;
+    rsrc.alloc_hint = r.off;
+    Ok(0)
+}
+
+/// IORING_REGISTER_FILES2 / BUFFERS2 (`struct io_uring_rsrc_register`):
+/// registration with an optional sparse table. Tags are not supported:
+/// a nonzero tag is refused with EINVAL.
+fn rsrc_register(ctx: &Ctx, arg: u64, size: u32, files: bool) -> Result<i32, Errno> {
+    if size as usize != core::mem::size_of::<abi::io_uring_rsrc_register>() {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: io_uring_rsrc_register is plain data.
+    let rr: abi::io_uring_rsrc_register = unsafe { uaccess::read_pod(arg)? };
+    if rr.nr == 0 || rr.resv2 != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if rr.flags & !abi::IORING_RSRC_REGISTER_SPARSE != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let sparse = rr.flags & abi::IORING_RSRC_REGISTER_SPARSE != 0;
+    if sparse && rr.data != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if rr.tags != 0 {
+        // SAFETY: u64 is plain data.
+        let tags: Vec<u64> = unsafe { uaccess::read_pod_vec(rr.tags, rr.nr.min(abi::MAX_FIXED_FILES) as usize)? };
+        if tags.iter().any(|&t| t != 0) {
+            return Err(Errno(libc::EINVAL));
+        }
+    }
+    if !files {
+        if sparse {
+            // Sparse buffer tables: not supported.
+            return Err(Errno(libc::EINVAL));
+        }
+        return buffers_register(ctx, rr.data, rr.nr);
+    }
+    if sparse {
+        let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+        if !rsrc.files.is_empty() {
+            return Err(Errno(libc::EBUSY));
+        }
+        if rr.nr > abi::MAX_FIXED_FILES || rr.nr as u64 > nofile_limit() {
+            return Err(Errno(libc::EMFILE));
+        }
+        rsrc.files = vec![None; rr.nr as usize];
+        rsrc.reset_alloc_range();
+        return Ok(0);
+    }
+    files_register(ctx, rr.data, rr.nr)
+}
+
+/// IORING_REGISTER_FILES_UPDATE2 (`struct io_uring_rsrc_update2`).
+fn rsrc_update2(ctx: &Ctx, arg: u64, size: u32, files: bool) -> Result<i32, Errno> {
+    if size as usize != core::mem::size_of::<abi::io_uring_rsrc_update2>() {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: io_uring_rsrc_update2 is plain data.
+    let up: abi::io_uring_rsrc_update2 = unsafe { uaccess::read_pod(arg)? };
+    if up.resv != 0 || up.resv2 != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if !files || up.nr == 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if up.tags != 0 {
+        // SAFETY: u64 is plain data.
+        let tags: Vec<u64> = unsafe { uaccess::read_pod_vec(up.tags, up.nr.min(abi::MAX_FIXED_FILES) as usize)? };
+        if tags.iter().any(|&t| t != 0) {
+            return Err(Errno(libc::EINVAL));
+        }
+    }
+    update_files(ctx, up.offset, up.data, up.nr)
 }
 
 fn buffers_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
@@ -356,6 +534,14 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
             Ok(0)
         }
         reg::FILES_UPDATE => files_update(ctx, arg, nr),
+        reg::FILES2 => rsrc_register(ctx, arg, nr, true),
+        reg::FILES_UPDATE2 => rsrc_update2(ctx, arg, nr, true),
+        reg::FILE_ALLOC_RANGE => {
+            if arg == 0 || nr != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            file_alloc_range(ctx, arg)
+        }
         reg::EVENTFD | reg::EVENTFD_ASYNC => {
             if nr != 1 {
                 return Err(Errno(libc::EINVAL));

@@ -86,6 +86,49 @@ pub(crate) fn copy_out(dst: u64, src: &[u8]) -> Result<(), Errno> {
     vm_copy(src.as_ptr() as *mut u8, dst, src.len(), true)
 }
 
+/// The outcome of [`read_str`].
+pub(crate) enum Str {
+    /// The bytes before the terminating NUL.
+    Found(Vec<u8>),
+    /// No NUL within the limit.
+    TooLong,
+}
+
+/// The kernel's `strncpy_from_user`: reads a NUL-terminated string from
+/// program memory, at most `max` bytes (NUL included). Page by page, so a
+/// string that ends before an unmapped page is read whole, and a fault
+/// before the NUL is EFAULT.
+pub(crate) fn read_str(src: u64, max: usize) -> Result<Str, Errno> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::new();
+    let mut cur = src;
+    while out.len() < max {
+        let in_page = (PAGE - cur % PAGE) as usize;
+        let n = in_page.min(max - out.len());
+        let start = out.len();
+        out.resize(start + n, 0);
+        copy_in(&mut out[start..], cur)?;
+        if let Some(i) = out[start..].iter().position(|&b| b == 0) {
+            out.truncate(start + i);
+            return Ok(Str::Found(out));
+        }
+        cur = cur.checked_add(n as u64).ok_or(Errno(libc::EFAULT))?;
+    }
+    Ok(Str::TooLong)
+}
+
+/// The kernel's `getname`: a path of at most `PATH_MAX` bytes (NUL
+/// included). ENAMETOOLONG when longer, ENOENT when empty unless
+/// `empty_ok` (LOOKUP_EMPTY, from AT_EMPTY_PATH), EFAULT on a bad pointer.
+pub(crate) fn read_path(src: u64, empty_ok: bool) -> Result<std::ffi::CString, Errno> {
+    match read_str(src, libc::PATH_MAX as usize)? {
+        Str::TooLong => Err(Errno(libc::ENAMETOOLONG)),
+        Str::Found(v) if v.is_empty() && !empty_ok => Err(Errno(libc::ENOENT)),
+        // The bytes hold no NUL by construction.
+        Str::Found(v) => std::ffi::CString::new(v).map_err(|_| Errno(libc::EINVAL)),
+    }
+}
+
 /// Reads one plain-data `T` (every bit pattern valid) from program memory.
 ///
 /// # Safety

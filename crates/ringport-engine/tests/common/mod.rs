@@ -371,6 +371,18 @@ pub fn errname(e: i32) -> &'static str {
         libc::ETIMEDOUT => "ETIMEDOUT",
         libc::ECANCELED => "ECANCELED",
         libc::E2BIG => "E2BIG",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENFILE => "ENFILE",
+        libc::EXDEV => "EXDEV",
+        libc::ENODATA => "ENODATA",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ELOOP => "ELOOP",
+        libc::EROFS => "EROFS",
+        libc::EFBIG => "EFBIG",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::EMLINK => "EMLINK",
+        libc::EBADFD => "EBADFD",
         _ => "E?",
     }
 }
