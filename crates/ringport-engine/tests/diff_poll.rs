@@ -381,3 +381,22 @@ fn sync_cancel_matches_kernel() {
     println!("sync cancel: kernel {ko:?}");
     assert_eq!(ro, ko);
 }
+
+// Cancelling a request that blocks in a worker: io-wq signals the worker,
+// the cancel answers -EALREADY, and the blocked call ends early (a pipe
+// splice posts -ERESTARTSYS, 512, as the kernel leaks it).
+scenario!(cancel_interrupts_a_splice_blocked_in_a_worker, |ring, c| {
+    let p = Pipe::new(0);
+    let path = std::env::temp_dir().join(format!("ringport-splice-cancel-{}", std::process::id()));
+    let f = std::fs::File::create(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let out = std::os::fd::AsRawFd::as_raw_fd(&f);
+    push!(ring, c::opcode::Splice::new(c::types::Fd(p.r), -1, c::types::Fd(out), 0, 4096).build().user_data(1));
+    ring.submit().unwrap();
+    // Let the worker start and block on the empty pipe.
+    std::thread::sleep(Duration::from_millis(100));
+    push!(ring, c::opcode::AsyncCancel::new(1).build().user_data(2));
+    let got = reap!(ring, 2);
+    drop(f);
+    got
+});

@@ -352,6 +352,30 @@ pub(crate) fn issue(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     (def.issue)(ctx, req, mode)
 }
 
+/// The result of a request whose blocking call a cancel interrupted. The
+/// kernel's call returns -ERESTARTSYS there; reads and writes (io_rw_done)
+/// and the socket ops (net.c) turn it into -EINTR, every other op posts it
+/// as it is (-512: measured on 6.18 for a FIFO open and a pipe splice).
+pub(crate) fn interrupted_result(opcode: u8) -> i32 {
+    use crate::abi::io_uring_op as o;
+    const ERESTARTSYS: i32 = 512;
+    const NET: [o; 8] = [
+        o::IORING_OP_SEND,
+        o::IORING_OP_RECV,
+        o::IORING_OP_SENDMSG,
+        o::IORING_OP_RECVMSG,
+        o::IORING_OP_ACCEPT,
+        o::IORING_OP_CONNECT,
+        o::IORING_OP_SEND_ZC,
+        o::IORING_OP_SENDMSG_ZC,
+    ];
+    match opcode {
+        op::READ | op::WRITE | op::READV | op::WRITEV | op::READ_FIXED | op::WRITE_FIXED => -libc::EINTR,
+        n if NET.iter().any(|&x| x as u8 == n) => -libc::EINTR,
+        _ => -ERESTARTSYS,
+    }
+}
+
 /// True when `res` counts as a failure for `req` (the kernel's REQ_F_FAIL):
 /// an error, or a short read/write. A failed request always posts its CQE,
 /// even with IOSQE_CQE_SKIP_SUCCESS.

@@ -379,6 +379,13 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             if !cancelled && matches!(outcome, Outcome::Done(r, _) if r == -libc::EINTR) {
                 continue;
             }
+            // Interrupted by a cancel: the kernel's op sees ERESTARTSYS,
+            // which only some families turn into EINTR.
+            if let (true, Outcome::Done(r, f)) = (cancelled, &outcome) {
+                if *r == -libc::EINTR {
+                    break Outcome::Done(opdef::interrupted_result(req.opcode), *f);
+                }
+            }
             break outcome;
         };
         let (res, flags) = match outcome {

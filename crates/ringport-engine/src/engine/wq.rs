@@ -10,8 +10,8 @@
 //! `io_wq_worker_cancel`) marks it cancelled and signals that thread, so a
 //! blocking call that sleeps interruptibly (a splice from an empty pipe, say)
 //! returns EINTR; the cancel itself answers -EALREADY, as on Linux. The
-//! signal is [`intr_signal`], given a do-nothing handler (no SA_RESTART) the
-//! first time it is needed, and only if the program has left it at SIG_DFL;
+//! signal is [`intr_signal`], given a do-nothing handler (no SA_RESTART) when
+//! the first worker starts, and only if the program has left it at SIG_DFL;
 //! workers unblock it only while they run a request. A signal can reach the
 //! thread just before its call starts sleeping and be missed, so the timer
 //! thread sends it again, at growing intervals, while the request runs. A
@@ -133,7 +133,7 @@ static INTR_STATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::ne
 extern "C" fn on_intr(_: libc::c_int) {}
 
 /// Installs the do-nothing handler if the signal is free. Called under the
-/// pool lock (so once at a time).
+/// pool lock (so once at a time): when the first worker starts.
 fn intr_handler() -> bool {
     use std::sync::atomic::Ordering;
     match INTR_STATE.load(Ordering::Acquire) {
@@ -295,6 +295,12 @@ fn block_signals() {
 
 fn worker() {
     block_signals();
+    // The interrupt's handler is in place before a worker can run a request
+    // (a cancel can only reach requests that ran with the signal unblocked).
+    if INTR_STATE.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        let _g = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+        intr_handler();
+    }
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.next_worker += 1;
     let id = st.next_worker;
