@@ -210,6 +210,8 @@ pub(crate) struct Ctx {
     pub poller: std::sync::OnceLock<std::sync::Arc<reactor::RingPoller>>,
     /// Serialises the poller's creation.
     pub poller_init: Mutex<()>,
+    /// Provided-buffer groups (PROVIDE_BUFFERS, PBUF_RING).
+    pub kbufs: Mutex<ops::kbuf::Table>,
 }
 
 impl Ctx {

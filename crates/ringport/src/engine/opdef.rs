@@ -8,6 +8,7 @@
 //! `IORING_SETUP_SUBMIT_ALL`).
 
 use super::ops::{cancel, fs, nop, poll, rw, timeout};
+use super::ops::{kbuf, net};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -45,6 +46,8 @@ pub(crate) enum OpData {
     PollAdd(poll::PollAdd),
     PollRemove(poll::PollRemove),
     Cancel(cancel::Spec),
+    Net(Box<net::Net>),
+    Kbuf(kbuf::Provide),
 }
 
 /// One request: a validated SQE, owned by the engine from prep to post.
@@ -220,7 +223,39 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
         def("TIMEOUT_REMOVE", PLAIN, prep!(timeout::prep_timeout_remove), timeout::issue_timeout_remove);
     t[op::READ as usize] = def("READ", RW, prep!(rw::prep_read), rw::issue_read);
     t[op::WRITE as usize] = def("WRITE", RW, prep!(rw::prep_write), rw::issue_write);
+    net_entries(&mut t);
     t
+}
+
+/// Sockets: a file, pollable (EAGAIN waits for readiness), ioprio carries
+/// the op's own flags.
+const NET: Props = Props { file: true, ioprio: true, pollable: true, may_block: false, iopoll: false };
+
+/// The entry `d`, also allowing IOSQE_BUFFER_SELECT.
+const fn with_buffer_select(mut d: Option<OpDef>) -> Option<OpDef> {
+    if let Some(x) = &mut d {
+        x.buffer_select = true;
+    }
+    d
+}
+
+/// The networking and provided-buffer families (ops/net.rs, ops/kbuf.rs).
+const fn net_entries(t: &mut [Option<OpDef>; op::LAST as usize]) {
+    use kbuf::code as kc;
+    use net::code as nc;
+    t[nc::SENDMSG as usize] = def("SENDMSG", NET, prep!(net::prep_send), net::issue_msg);
+    t[nc::RECVMSG as usize] = with_buffer_select(def("RECVMSG", NET, prep!(net::prep_recv), net::issue_msg));
+    t[nc::SEND as usize] = def("SEND", NET, prep!(net::prep_send), net::issue_msg);
+    t[nc::RECV as usize] = with_buffer_select(def("RECV", NET, prep!(net::prep_recv), net::issue_msg));
+    t[nc::ACCEPT as usize] = def("ACCEPT", NET, prep!(net::prep_accept), net::issue_accept);
+    t[nc::CONNECT as usize] = def("CONNECT", Props { ioprio: false, ..NET }, prep!(net::prep_connect), net::issue_connect);
+    t[nc::SOCKET as usize] = def("SOCKET", PLAIN, prep!(net::prep_socket), net::issue_socket);
+    t[nc::SHUTDOWN as usize] =
+        def("SHUTDOWN", Props { file: true, may_block: true, ..PLAIN }, prep!(net::prep_shutdown), net::issue_shutdown);
+    t[kc::PROVIDE_BUFFERS as usize] =
+        def("PROVIDE_BUFFERS", Props { iopoll: true, ..PLAIN }, prep!(kbuf::prep_provide), kbuf::issue_provide);
+    t[kc::REMOVE_BUFFERS as usize] =
+        def("REMOVE_BUFFERS", Props { iopoll: true, ..PLAIN }, prep!(kbuf::prep_remove), kbuf::issue_remove);
 }
 
 /// The table itself, indexed by opcode.
@@ -318,7 +353,18 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
     match &req.data {
         OpData::Rw(rw) => res < 0 || res as u64 != rw.total,
         OpData::Timeout(t) => t.failed(res),
+        OpData::Net(n) => res < 0 || n.fail,
         _ => res < 0,
+    }
+}
+
+/// CQE flags a finished request reports beyond its issue's own (a
+/// selected buffer's id, SOCK_NONEMPTY), whichever path completes it.
+#[inline]
+pub(crate) fn cqe_flags(req: &Req) -> u32 {
+    match &req.data {
+        OpData::Net(n) => net::cqe_flags(n),
+        _ => 0,
     }
 }
 
@@ -345,6 +391,10 @@ pub(crate) fn park(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         }
         OpData::Rw(_) => {
             let write = matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED);
+            poll::arm_retry(ctx, req, write)
+        }
+        OpData::Net(ref n) => {
+            let write = n.waits_for_write();
             poll::arm_retry(ctx, req, write)
         }
         // No other family parks: complete rather than lose it.

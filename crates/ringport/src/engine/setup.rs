@@ -208,6 +208,7 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
         sig_evfd: Default::default(),
         poller: Default::default(),
         poller_init: Default::default(),
+        kbufs: Default::default(),
         sqd: Default::default(),
         submitter: std::sync::atomic::AtomicI32::new(
             if p.flags & abi::IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & abi::IORING_SETUP_R_DISABLED == 0 {

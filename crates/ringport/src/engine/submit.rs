@@ -412,7 +412,7 @@ fn finish(
     let failed = req.preset.is_some() || opdef::failed(req, res);
     let skip = req.sqe_flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
     if !skip || failed {
-        out.push(Cqe::new(req.user_data, res, flags));
+        out.push(Cqe::new(req.user_data, res, flags | opdef::cqe_flags(req)));
     }
     // Its LINK_TIMEOUT, armed or still in the chain, ends with -ECANCELED
     // (unless the timer already fired) and the chain goes on after it.

@@ -6,3 +6,5 @@ pub(crate) mod nop;
 pub(crate) mod poll;
 pub(crate) mod rw;
 pub(crate) mod timeout;
+pub(crate) mod kbuf;
+pub(crate) mod net;
