@@ -161,3 +161,27 @@ impl CancelBuilder {
         self
     }
 }
+
+/// Where ACCEPT or SOCKET puts its new file in the registered file table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestinationSlot {
+    /// The kernel's encoding: slot + 1, or IORING_FILE_INDEX_ALLOC.
+    dest: u32,
+}
+
+impl DestinationSlot {
+    /// Any free slot (IORING_FILE_INDEX_ALLOC): the CQE carries its index.
+    pub const fn auto_target() -> DestinationSlot {
+        DestinationSlot { dest: linux_raw_sys::io_uring::IORING_FILE_INDEX_ALLOC as u32 }
+    }
+    /// Slot `target` (0 to `u32::MAX - 2`); `Err(target)` beyond.
+    pub fn try_from_slot_target(target: u32) -> Result<DestinationSlot, u32> {
+        if target > u32::MAX - 2 {
+            return Err(target);
+        }
+        Ok(DestinationSlot { dest: target + 1 })
+    }
+    pub(crate) fn kernel_index_arg(&self) -> u32 {
+        self.dest
+    }
+}

@@ -245,7 +245,7 @@ const fn net_entries(t: &mut [Option<OpDef>; op::LAST as usize]) {
     use net::code as nc;
     t[nc::SENDMSG as usize] = def("SENDMSG", NET, prep!(net::prep_send), net::issue_msg);
     t[nc::RECVMSG as usize] = with_buffer_select(def("RECVMSG", NET, prep!(net::prep_recv), net::issue_msg));
-    t[nc::SEND as usize] = def("SEND", NET, prep!(net::prep_send), net::issue_msg);
+    t[nc::SEND as usize] = with_buffer_select(def("SEND", NET, prep!(net::prep_send), net::issue_msg));
     t[nc::RECV as usize] = with_buffer_select(def("RECV", NET, prep!(net::prep_recv), net::issue_msg));
     t[nc::ACCEPT as usize] = def("ACCEPT", NET, prep!(net::prep_accept), net::issue_accept);
     t[nc::CONNECT as usize] = def("CONNECT", Props { ioprio: false, ..NET }, prep!(net::prep_connect), net::issue_connect);

@@ -27,6 +27,9 @@ pub(crate) struct Buf {
 pub(crate) struct Resources {
     pub files: Vec<Option<Arc<OwnedFd>>>,
     pub bufs: Vec<Option<Buf>>,
+    /// Where the search for a free file slot starts (the kernel's
+    /// `alloc_hint`): after the last slot filled, or at the last emptied.
+    pub alloc_hint: usize,
 }
 
 /// A registered eventfd.
@@ -106,6 +109,7 @@ fn files_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
         table.push(if fd == -1 { None } else { Some(take_file(fd)?) });
     }
     rsrc.files = table;
+    rsrc.alloc_hint = 0;
     Ok(0)
 }
 
@@ -139,10 +143,15 @@ fn files_update(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
         };
         if fd != abi::IORING_REGISTER_FILES_SKIP {
             let slot = (up.offset + done) as usize;
-            rsrc.files[slot] = None;
+            if rsrc.files[slot].take().is_some() {
+                rsrc.alloc_hint = slot;
+            }
             if fd != -1 {
                 match take_file(fd) {
-                    Ok(f) => rsrc.files[slot] = Some(f),
+                    Ok(f) => {
+                        rsrc.files[slot] = Some(f);
+                        rsrc.alloc_hint = slot + 1;
+                    }
                     Err(e) => {
                         err = Some(e);
                         break;

@@ -121,6 +121,11 @@ impl Table {
         }
     }
 
+    /// True when group `bgid` exists (legacy or ring-mapped).
+    pub fn exists(&self, bgid: u16) -> bool {
+        self.groups.contains_key(&bgid)
+    }
+
     /// Gives back a buffer that was not used.
     pub fn recycle(&mut self, p: Picked) {
         match (self.groups.get_mut(&p.bgid), p.full) {

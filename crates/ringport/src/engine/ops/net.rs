@@ -296,8 +296,7 @@ pub(crate) fn prep_send(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EINVAL);
     }
     m.msg_flags |= libc::MSG_NOSIGNAL;
-    if m.bgid.is_some() {
-        // Selected buffers for sends exist only with bundles.
+    if m.bgid.is_some() && op == code::SENDMSG {
         return err(libc::EINVAL);
     }
     if op == code::SENDMSG {
@@ -317,7 +316,7 @@ pub(crate) fn prep_send(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         m.vectored = true;
         m.iov = iov;
         m.total = total;
-    } else if !access_ok(m.buf, m.len as u64) {
+    } else if m.bgid.is_none() && !access_ok(m.buf, m.len as u64) {
         return err(libc::EFAULT);
     }
     Ok(Net::new(Kind::Msg(m)))
@@ -331,8 +330,13 @@ pub(crate) fn prep_recv(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EINVAL);
     }
     let mut m = msg_base(Dir::Recv, sqe);
-    if m.ioflags & !(POLL_FIRST | RECV_MULTISHOT) != 0 {
-        // IORING_RECVSEND_BUNDLE is not emulated.
+    let bundle = k::IORING_RECVSEND_BUNDLE as u16;
+    if m.ioflags & !(POLL_FIRST | RECV_MULTISHOT | bundle) != 0 {
+        return err(libc::EINVAL);
+    }
+    if m.ioflags & bundle != 0 && (op == code::RECVMSG || m.bgid.is_some()) {
+        // A bundle only means something with selected buffers, and
+        // bundles of selected buffers are not emulated.
         return err(libc::EINVAL);
     }
     if m.ioflags & RECV_MULTISHOT != 0 {
@@ -484,7 +488,10 @@ fn install_fixed(ctx: &Ctx, raw: i32, file_slot: u32) -> i32 {
     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
     let slot = if file_slot == FILE_INDEX_ALLOC {
-        match rsrc.files.iter().position(|f| f.is_none()) {
+        // From the hint to the end, then from the start (io_file_bitmap_get).
+        let n = rsrc.files.len();
+        let hint = rsrc.alloc_hint.min(n);
+        match (hint..n).chain(0..hint).find(|&i| rsrc.files[i].is_none()) {
             Some(i) => i,
             None => return -libc::ENFILE,
         }
@@ -504,6 +511,7 @@ fn install_fixed(ctx: &Ctx, raw: i32, file_slot: u32) -> i32 {
     };
     drop(owned);
     rsrc.files[slot] = Some(Arc::new(private));
+    rsrc.alloc_hint = slot + 1;
     if file_slot == FILE_INDEX_ALLOC {
         slot as i32
     } else {
@@ -545,9 +553,11 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             (Some(t), Some(bgid)) => match t.select(bgid, m.len) {
                 Some(p) => Some(p),
                 None => {
+                    // A send looks its group up first (io_buffers_select).
+                    let e = if m.dir == Dir::Send && !t.exists(bgid) { libc::ENOENT } else { libc::ENOBUFS };
                     net.fail = true;
                     net.cflags = 0;
-                    return Issue::Done(-libc::ENOBUFS, 0);
+                    return Issue::Done(-e, 0);
                 }
             },
             _ => None,
@@ -597,7 +607,9 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
         };
         let mut cflags = 0;
         if let Some(p) = picked {
-            if ret > 0 || m.done > 0 {
+            // A receive that got nothing gives its buffer back; a send
+            // keeps it whatever happened (io_send_finish).
+            if ret > 0 || m.done > 0 || m.dir == Dir::Send {
                 cflags |= p.cqe_flags();
             } else if let Some(t) = &mut table {
                 t.recycle(p);
@@ -637,8 +649,17 @@ fn transfer(m: &mut Msg, fd: i32, flags: i32, picked: Option<&kbuf::Picked>) -> 
             let mut iov = libc::iovec { iov_base: p.addr as usize as *mut libc::c_void, iov_len: p.len as usize };
             return recvmsg_into(m, fd, flags, std::slice::from_mut(&mut iov));
         } else {
-            // SAFETY: the buffer is program memory; the kernel checks it (EFAULT).
-            unsafe { libc::recvfrom(fd, p.addr as usize as *mut libc::c_void, p.len as usize, flags, core::ptr::null_mut(), core::ptr::null_mut()) }
+            let at = p.addr as usize as *mut libc::c_void;
+            let len = (p.len as u64).min(MAX_RW_COUNT) as usize;
+            if send {
+                let (np, nl) = m.name.as_ref().map_or((core::ptr::null(), 0), |a| (a.ptr(), a.len));
+                // SAFETY: the buffer is program memory (kernel-checked);
+                // the address is our own copy.
+                unsafe { libc::sendto(fd, at, len, flags, np, nl) }
+            } else {
+                // SAFETY: the buffer is program memory; the kernel checks it (EFAULT).
+                unsafe { libc::recvfrom(fd, at, len, flags, core::ptr::null_mut(), core::ptr::null_mut()) }
+            }
         };
         return (if r < 0 { -(Errno::last().0 as isize) } else { r }, 0);
     }
@@ -749,7 +770,12 @@ pub(crate) fn issue_accept(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let mut loops = 0;
     loop {
         // Nothing pending: wait without touching the file's flags.
-        if a.ioflags & ACCEPT_DONTWAIT == 0 && super::poll::poll_now(fd, libc::POLLIN as u32) == 0 && is_socket(fd) {
+        // (A socket that is not listening fails at once, so only a
+        // listener waits.)
+        if a.ioflags & ACCEPT_DONTWAIT == 0
+            && super::poll::poll_now(fd, libc::POLLIN as u32) == 0
+            && sockopt(fd, libc::SO_ACCEPTCONN) == Some(1)
+        {
             a.polled = true;
             return Issue::Park;
         }
@@ -784,12 +810,6 @@ pub(crate) fn issue_accept(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
         net.cflags = cflags;
         return Issue::Done(res, cflags);
     }
-}
-
-fn is_socket(fd: i32) -> bool {
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer; read only after fstat succeeded.
-    unsafe { libc::fstat(fd, st.as_mut_ptr()) == 0 && st.assume_init().st_mode & libc::S_IFMT == libc::S_IFSOCK }
 }
 
 pub(crate) fn issue_connect(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
