@@ -351,7 +351,15 @@ impl Submitter<'_> {
     /// # Safety
     /// The ring and the buffers it lists must stay valid until unregistered.
     pub unsafe fn register_buf_ring(&self, ring_addr: u64, ring_entries: u16, bgid: u16) -> io::Result<()> {
-        let arg = linux_raw_sys::io_uring::io_uring_buf_reg { ring_addr, ring_entries: ring_entries as u32, bgid, flags: 0, resv: [0; 3] };
+        // SAFETY: forwarded contract.
+        unsafe { self.register_buf_ring_with_flags(ring_addr, ring_entries, bgid, 0) }
+    }
+    /// [`Submitter::register_buf_ring`] with `IOU_PBUF_RING_*` flags.
+    ///
+    /// # Safety
+    /// As [`Submitter::register_buf_ring`].
+    pub unsafe fn register_buf_ring_with_flags(&self, ring_addr: u64, ring_entries: u16, bgid: u16, flags: u16) -> io::Result<()> {
+        let arg = linux_raw_sys::io_uring::io_uring_buf_reg { ring_addr, ring_entries: ring_entries as u32, bgid, flags, resv: [0; 3] };
         self.register(linux_raw_sys::io_uring::io_uring_register_op::IORING_REGISTER_PBUF_RING as u32, &arg as *const _ as u64, 1)
     }
     /// Unregisters group `bgid`'s buffer ring.

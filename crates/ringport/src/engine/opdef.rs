@@ -243,6 +243,13 @@ const fn with_buffer_select(mut d: Option<OpDef>) -> Option<OpDef> {
 const fn net_entries(t: &mut [Option<OpDef>; op::LAST as usize]) {
     use kbuf::code as kc;
     use net::code as nc;
+    // READ and READV take a provided buffer with IOSQE_BUFFER_SELECT (ops/rw.rs).
+    if let Some(d) = &mut t[op::READ as usize] {
+        d.buffer_select = true;
+    }
+    if let Some(d) = &mut t[op::READV as usize] {
+        d.buffer_select = true;
+    }
     t[nc::SENDMSG as usize] = def("SENDMSG", NET, prep!(net::prep_send), net::issue_msg);
     t[nc::RECVMSG as usize] = with_buffer_select(def("RECVMSG", NET, prep!(net::prep_recv), net::issue_msg));
     t[nc::SEND as usize] = with_buffer_select(def("SEND", NET, prep!(net::prep_send), net::issue_msg));
@@ -364,6 +371,7 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
 pub(crate) fn cqe_flags(req: &Req) -> u32 {
     match &req.data {
         OpData::Net(n) => net::cqe_flags(n),
+        OpData::Rw(rw) => rw.cflags,
         _ => 0,
     }
 }

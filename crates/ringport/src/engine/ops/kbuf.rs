@@ -276,9 +276,7 @@ pub(crate) fn unregister_ring(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno
     }
     // SAFETY: io_uring_buf_reg is plain data.
     let reg: linux_raw_sys::io_uring::io_uring_buf_reg = unsafe { uaccess::read_pod(arg)? };
-    if reg.resv.iter().any(|&r| r != 0) || reg.flags != 0 {
-        return Err(Errno(libc::EINVAL));
-    }
+    // Only the group id is looked at (reserved fields are not checked).
     let mut t = lock(ctx);
     match t.groups.get(&reg.bgid) {
         None => Err(Errno(libc::ENOENT)),
