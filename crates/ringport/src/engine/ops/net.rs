@@ -620,7 +620,7 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             cflags |= abi::IORING_CQE_F_SOCK_NONEMPTY;
         }
         let res = res.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        if multishot && ret > 0 {
+        if multishot && ret > 0 && cq_has_room(ctx) {
             // Post this one and keep receiving while data is queued.
             let Some(me) = ctx.self_arc() else { return Issue::Done(res, cflags) };
             me.post(&[Cqe::new(user_data, res, cflags | abi::IORING_CQE_F_MORE)]);
@@ -748,6 +748,20 @@ fn remaining(iov: &[libc::iovec], done: u64) -> Vec<libc::iovec> {
     out
 }
 
+/// True when a multishot CQE can go straight into the CQ ring. The
+/// kernel posts multishot CQEs only there (`io_req_post_cqe`); when the
+/// ring is full the request ends instead, its last result posted as the
+/// final CQE (which may overflow).
+fn cq_has_room(ctx: &Ctx) -> bool {
+    use std::sync::atomic::Ordering;
+    let held = if ctx.has_deferred.load(Ordering::Acquire) {
+        ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()).len() as u32
+    } else {
+        0
+    };
+    !ctx.has_backlog.load(Ordering::Acquire) && ctx.cq_ready().saturating_add(held) < ctx.rings.geo.cq_entries
+}
+
 /// True when `fd` is a TCP listener with more connections queued: the
 /// kernel's accept then reports IORING_CQE_F_SOCK_NONEMPTY.
 fn accept_queue_nonempty(fd: i32) -> bool {
@@ -798,7 +812,7 @@ pub(crate) fn issue_accept(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             Ok(newfd) => newfd as i32,
         };
         let cflags = if res >= 0 && accept_queue_nonempty(fd) { abi::IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
-        if res >= 0 && multishot {
+        if res >= 0 && multishot && cq_has_room(ctx) {
             let Some(me) = ctx.self_arc() else { return Issue::Done(res, cflags) };
             me.post(&[Cqe::new(user_data, res, cflags | abi::IORING_CQE_F_MORE)]);
             loops += 1;
