@@ -127,6 +127,10 @@ pub(crate) struct Msg {
     polled: bool,
     /// Multishot transfers since the last wait.
     loops: u32,
+    /// Multishot RECVMSG: the name and control space each buffer reserves
+    /// after its `io_uring_recvmsg_out` header.
+    mshot_namelen: u32,
+    mshot_controllen: u32,
 }
 
 /// A prepared ACCEPT.
@@ -237,6 +241,8 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
         done: 0,
         polled: false,
         loops: 0,
+        mshot_namelen: 0,
+        mshot_controllen: 0,
     }
 }
 
@@ -244,6 +250,8 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
 fn copy_msghdr(m: &mut Msg, umsg: u64) -> Result<(), Errno> {
     // SAFETY: msghdr is plain data (pointers are only handed to syscalls).
     let h: libc::msghdr = unsafe { uaccess::read_pod(umsg)? };
+    let raw_namelen = h.msg_namelen as i32;
+    let raw_controllen = h.msg_controllen;
     let mut namelen = if h.msg_name.is_null() { 0 } else { h.msg_namelen as i32 };
     if namelen < 0 {
         return err(libc::EINVAL);
@@ -274,6 +282,18 @@ fn copy_msghdr(m: &mut Msg, umsg: u64) -> Result<(), Errno> {
             _ => return err(libc::EINVAL),
         }
         m.total = m.len as u64;
+        if m.ioflags & RECV_MULTISHOT != 0 {
+            // io_recvmsg_mshot_prep: the layout must fit in an int.
+            if raw_namelen < 0 {
+                return err(libc::EOVERFLOW);
+            }
+            let hdr = OUT_HDR as u64 + raw_namelen as u64 + raw_controllen as u64;
+            if hdr > i32::MAX as u64 {
+                return err(libc::EOVERFLOW);
+            }
+            m.mshot_namelen = raw_namelen as u32;
+            m.mshot_controllen = raw_controllen as u32;
+        }
         return Ok(());
     }
     let (iov, total) = import_iov(h.msg_iov as u64, h.msg_iovlen as u64)?;
@@ -343,12 +363,7 @@ pub(crate) fn prep_recv(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         if m.bgid.is_none() || m.msg_flags & libc::MSG_WAITALL != 0 {
             return err(libc::EINVAL);
         }
-        if op == code::RECVMSG {
-            // Multishot RECVMSG (its io_uring_recvmsg_out layout) is not
-            // emulated.
-            return err(libc::EINVAL);
-        }
-        if sqe.len() != 0 {
+        if op == code::RECV && sqe.len() != 0 {
             return err(libc::EINVAL);
         }
     }
@@ -562,7 +577,15 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             },
             _ => None,
         };
-        let (ret, msg_out_flags) = transfer(m, fd, flags, picked.as_ref());
+        let mut finished = false;
+        let (ret, msg_out_flags) = if multishot && m.vectored {
+            match picked.as_ref() {
+                Some(p) => recvmsg_multishot(m, fd, flags, p, &mut finished),
+                None => (-(libc::ENOBUFS as isize), 0),
+            }
+        } else {
+            transfer(m, fd, flags, picked.as_ref())
+        };
         let min = if m.msg_flags & libc::MSG_WAITALL != 0 && !(m.vectored && m.dir == Dir::Recv && m.controllen != 0) {
             m.total - m.done
         } else {
@@ -620,7 +643,7 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             cflags |= abi::IORING_CQE_F_SOCK_NONEMPTY;
         }
         let res = res.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        if multishot && ret > 0 && cq_has_room(ctx) {
+        if multishot && ret > 0 && !finished && cq_has_room(ctx) {
             // Post this one and keep receiving while data is queued.
             let Some(me) = ctx.self_arc() else { return Issue::Done(res, cflags) };
             me.post(&[Cqe::new(user_data, res, cflags | abi::IORING_CQE_F_MORE)]);
@@ -699,6 +722,62 @@ fn transfer(m: &mut Msg, fd: i32, flags: i32, picked: Option<&kbuf::Picked>) -> 
         return (if r < 0 { -(Errno::last().0 as isize) } else { r }, 0);
     }
     recvmsg_into(m, fd, flags, &mut iov)
+}
+
+/// Size of `struct io_uring_recvmsg_out`.
+const OUT_HDR: usize = core::mem::size_of::<linux_raw_sys::io_uring::io_uring_recvmsg_out>();
+
+/// One multishot RECVMSG receive into buffer `p`, laid out as the kernel
+/// does: an `io_uring_recvmsg_out` header, `namelen` bytes of name,
+/// `controllen` bytes of control data, then the payload. Returns the bytes
+/// of the buffer used (or -errno), the message flags, and in `finished`
+/// whether the receive ends the multishot request (nothing received).
+fn recvmsg_multishot(m: &Msg, fd: i32, flags: i32, p: &kbuf::Picked, finished: &mut bool) -> (isize, i32) {
+    let hdr = OUT_HDR as u64 + m.mshot_namelen as u64 + m.mshot_controllen as u64;
+    if (p.len as u64) < hdr {
+        *finished = true;
+        return (-(libc::EFAULT as isize), 0);
+    }
+    let payload = p.len as u64 - hdr;
+    let mut name = [0u8; SOCKADDR_MAX];
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut h: libc::msghdr = unsafe { core::mem::zeroed() };
+    if m.mshot_namelen > 0 {
+        h.msg_name = name.as_mut_ptr().cast();
+        h.msg_namelen = SOCKADDR_MAX as u32;
+    }
+    if m.mshot_controllen > 0 {
+        h.msg_control = (p.addr + OUT_HDR as u64 + m.mshot_namelen as u64) as usize as *mut libc::c_void;
+        h.msg_controllen = m.mshot_controllen as usize;
+    }
+    let mut iov = libc::iovec { iov_base: (p.addr + hdr) as usize as *mut libc::c_void, iov_len: payload as usize };
+    h.msg_iov = &mut iov;
+    h.msg_iovlen = 1;
+    // SAFETY: h points at our name buffer and at program memory that the
+    // kernel checks (EFAULT).
+    let r = unsafe { libc::recvmsg(fd, &mut h, flags & !libc::MSG_WAITALL) };
+    if r < 0 {
+        let e = Errno::last();
+        *finished = e.0 != libc::EAGAIN;
+        return (-(e.0 as isize), 0);
+    }
+    *finished = r == 0;
+    let out = linux_raw_sys::io_uring::io_uring_recvmsg_out {
+        namelen: h.msg_namelen,
+        controllen: if m.mshot_controllen > 0 { h.msg_controllen as u32 } else { 0 },
+        payloadlen: r as u32,
+        flags: h.msg_flags as u32,
+    };
+    let mut head = Vec::with_capacity(OUT_HDR + SOCKADDR_MAX);
+    // SAFETY: viewing a plain-data struct as its bytes.
+    head.extend_from_slice(unsafe { core::slice::from_raw_parts((&out as *const linux_raw_sys::io_uring::io_uring_recvmsg_out).cast::<u8>(), OUT_HDR) });
+    let name_copy = (h.msg_namelen.min(m.mshot_namelen) as usize).min(SOCKADDR_MAX);
+    head.extend_from_slice(&name[..name_copy]);
+    if uaccess::copy_out(p.addr, &head).is_err() {
+        *finished = true;
+        return (-(libc::EFAULT as isize), h.msg_flags);
+    }
+    ((hdr + (r as u64).min(payload)) as isize, h.msg_flags)
 }
 
 /// recvmsg into `iov` with the program's name and control buffers, then
