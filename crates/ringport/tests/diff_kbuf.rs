@@ -323,3 +323,38 @@ fn pbuf_ring_register_errors() {
         t.rec("remove from ring group", r.one_short(&Sqe { fd: 1, buf_index: 6, ..Sqe::new(REMOVE, 3) }));
     });
 }
+
+scenario!(recvmsg_multishot_udp_layout, |ring, c| {
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.connect(rx.local_addr().unwrap()).unwrap();
+    let mut br = BufRing::new(4, 256);
+    // SAFETY: the ring memory outlives its registration.
+    unsafe { ring.submitter().register_buf_ring_with_flags(br.ring.addr(), 4, 2, 0).unwrap() };
+    for bid in 0..3 {
+        br.add(bid);
+    }
+    // Only msg_namelen and msg_controllen matter for the multishot form.
+    // SAFETY: msghdr is plain data.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_namelen = core::mem::size_of::<libc::sockaddr_in>() as u32;
+    push!(ring, c::opcode::RecvMsgMulti::new(c::types::Fd(std::os::fd::AsRawFd::as_raw_fd(&rx)), &msg, 2).build().user_data(5));
+    let mut got = drain!(ring);
+    for m in [&b"alpha"[..], &b"be"[..]] {
+        tx.send(m).unwrap();
+        got.extend(reap!(ring, 1));
+    }
+    // UDP does not report what is left queued, so the kernel tries again
+    // at once after each message: with the last buffer used, that retry
+    // ends the request with ENOBUFS.
+    tx.send(b"gamma").unwrap();
+    got.extend(reap!(ring, 2));
+    // Header: namelen, controllen, payloadlen, flags; then the name.
+    let head = br.buf(0, 16 + 16 + 5);
+    let word = |i: usize| u32::from_ne_bytes(head[i * 4..i * 4 + 4].try_into().unwrap());
+    assert_eq!((word(0), word(1), word(2)), (16, 0, 5));
+    assert_eq!(&head[32..37], b"alpha");
+    assert_eq!(u16::from_be_bytes([head[18], head[19]]), tx.local_addr().unwrap().port());
+    got.push((100, word(0) as i32, word(3)));
+    got
+});

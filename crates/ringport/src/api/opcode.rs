@@ -819,3 +819,46 @@ impl RemoveBuffers {
         e
     }
 }
+
+/// Multishot `IORING_OP_RECVMSG`: each message lands in a buffer of group
+/// `buf_group`, laid out as an `io_uring_recvmsg_out` header, the name,
+/// the control data and the payload (only `msg_namelen` and
+/// `msg_controllen` of `msg` are used).
+#[derive(Clone, Copy, Debug)]
+pub struct RecvMsgMulti {
+    fd: Target,
+    msg: *const libc::msghdr,
+    buf_group: u16,
+    ioprio: u16,
+    flags: u32,
+}
+
+impl RecvMsgMulti {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_RECVMSG as u8;
+    /// Receives messages repeatedly into buffers of `buf_group`.
+    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr, buf_group: u16) -> RecvMsgMulti {
+        RecvMsgMulti { fd: fd.into(), msg, buf_group, ioprio: 0, flags: 0 }
+    }
+    /// More of the op's own flags (`IORING_RECVSEND_*`).
+    pub fn ioprio(mut self, ioprio: u16) -> RecvMsgMulti {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: u32) -> RecvMsgMulti {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.msg as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.msg_flags = self.flags;
+        e.0.__bindgen_anon_4.buf_group = self.buf_group;
+        e.0.flags |= abi::IOSQE_BUFFER_SELECT;
+        e.0.ioprio = self.ioprio | linux_raw_sys::io_uring::IORING_RECV_MULTISHOT as u16;
+        e
+    }
+}

@@ -453,18 +453,21 @@ fn net_retry(fd: i32, flags: i32) -> bool {
         && matches!(sockopt(fd, libc::SO_TYPE), Some(libc::SOCK_STREAM) | Some(libc::SOCK_SEQPACKET))
 }
 
-/// True when a receive left data queued on a socket whose protocol reports
-/// it to io_uring (`msg_inq`: TCP and unix stream sockets).
-fn more_queued(fd: i32) -> bool {
-    let stream = sockopt(fd, libc::SO_TYPE) == Some(libc::SOCK_STREAM);
-    let proto_ok = match sockopt(fd, libc::SO_DOMAIN) {
+/// True when `fd`'s protocol tells io_uring how much is left queued after
+/// a receive (`msg_inq`: TCP and unix stream sockets).
+fn reports_inq(fd: i32) -> bool {
+    if sockopt(fd, libc::SO_TYPE) != Some(libc::SOCK_STREAM) {
+        return false;
+    }
+    match sockopt(fd, libc::SO_DOMAIN) {
         Some(libc::AF_INET) | Some(libc::AF_INET6) => sockopt(fd, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP),
         Some(libc::AF_UNIX) => true,
         _ => false,
-    };
-    if !stream || !proto_ok {
-        return false;
     }
+}
+
+/// True when data is queued on `fd` (FIONREAD).
+fn queued(fd: i32) -> bool {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
     unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) == 0 && n > 0 }
@@ -639,7 +642,8 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             }
         }
         drop(table);
-        if m.dir == Dir::Recv && ret >= 0 && more_queued(fd) {
+        let inq_known = m.dir == Dir::Recv && reports_inq(fd);
+        if inq_known && ret >= 0 && queued(fd) {
             cflags |= abi::IORING_CQE_F_SOCK_NONEMPTY;
         }
         let res = res.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
@@ -649,7 +653,9 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             me.post(&[Cqe::new(user_data, res, cflags | abi::IORING_CQE_F_MORE)]);
             m.done = 0;
             m.loops += 1;
-            if cflags & abi::IORING_CQE_F_SOCK_NONEMPTY != 0 && m.loops < MULTISHOT_MAX {
+            // Known to have more, or unknown (a protocol that does not
+            // say): receive again at once, as the kernel does.
+            if (cflags & abi::IORING_CQE_F_SOCK_NONEMPTY != 0 || !inq_known) && m.loops < MULTISHOT_MAX {
                 continue;
             }
             m.loops = 0;
@@ -916,7 +922,9 @@ pub(crate) fn issue_connect(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
         Ok(_) => 0,
         Err(e) => e.neg(),
     };
-    if res == -libc::EINPROGRESS || res == -libc::EAGAIN || res == -libc::EALREADY {
+    // EALREADY only after our own EINPROGRESS (a wake-up before the
+    // handshake ended); a connect the program started itself answers it.
+    if res == -libc::EINPROGRESS || res == -libc::EAGAIN || (res == -libc::EALREADY && c.in_progress) {
         if res == -libc::EINPROGRESS {
             c.in_progress = true;
         }
