@@ -358,3 +358,25 @@ scenario!(recvmsg_multishot_udp_layout, |ring, c| {
     got.push((100, word(0) as i32, word(3)));
     got
 });
+
+scenario!(send_from_provided_buffer, |ring, c| {
+    let (a, b) = pair();
+    let mut mem = *b"abcdefgh";
+    push!(ring, c::opcode::ProvideBuffers::new(mem.as_mut_ptr(), 4, 2, 0, 0).build().user_data(1));
+    let mut got = reap!(ring, 1);
+    for ud in 2..=4 {
+        push!(
+            ring,
+            c::opcode::Send::new(c::types::Fd(a.0), core::ptr::null(), 0)
+                .build()
+                .flags(c::squeue::Flags::BUFFER_SELECT)
+                .user_data(ud)
+        );
+        got.extend(reap!(ring, 1));
+    }
+    let mut buf = [0u8; 16];
+    // SAFETY: reading into a live buffer.
+    let n = unsafe { libc::read(b.0, buf.as_mut_ptr().cast(), 16) };
+    assert_eq!(&buf[..n as usize], b"abcdefgh");
+    got
+});

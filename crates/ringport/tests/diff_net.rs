@@ -722,3 +722,33 @@ fn net_prep_errors() {
         t.rec("buffer", buf[..4].to_vec());
     });
 }
+
+scenario!(cancel_partial_waitall_recv_reports_progress, |ring, c| {
+    let (a, b) = pair(libc::SOCK_STREAM);
+    let mut buf = [0u8; 10];
+    push!(
+        ring,
+        c::opcode::Recv::new(c::types::Fd(b.0), buf.as_mut_ptr(), 10).flags(libc::MSG_WAITALL).build().user_data(1)
+    );
+    let mut got = drain!(ring);
+    put(a.0, b"012");
+    got.extend(drain!(ring));
+    push!(ring, c::opcode::AsyncCancel::new(1).build().user_data(2));
+    let mut v = reap!(ring, 2);
+    v.sort();
+    got.extend(v);
+    got
+});
+
+scenario!(accept_multishot_direct_alloc, |ring, c| {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ring.submitter().register_files(&[-1, -1]).unwrap();
+    push!(ring, c::opcode::AcceptMulti::new(c::types::Fd(l.as_raw_fd())).allocate_file_index(true).build().user_data(1));
+    let mut got = drain!(ring);
+    let mut keep = Vec::new();
+    for _ in 0..3 {
+        keep.push(std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap());
+        got.extend(reap!(ring, 1));
+    }
+    got
+});

@@ -365,6 +365,16 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
     }
 }
 
+/// The result a request that ends with `res` reports (a partial transfer
+/// can win over a late error or a cancellation).
+#[inline]
+pub(crate) fn final_res(req: &Req, res: i32) -> i32 {
+    match &req.data {
+        OpData::Net(n) => net::fail_res(n, res),
+        _ => res,
+    }
+}
+
 /// CQE flags a finished request reports beyond its issue's own (a
 /// selected buffer's id, SOCK_NONEMPTY), whichever path completes it.
 #[inline]

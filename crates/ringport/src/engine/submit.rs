@@ -410,6 +410,7 @@ fn finish(
     mut tw: Option<&mut VecDeque<Tw>>,
 ) -> Option<Box<Req>> {
     let failed = req.preset.is_some() || opdef::failed(req, res);
+    let res = opdef::final_res(req, res);
     let skip = req.sqe_flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
     if !skip || failed {
         out.push(Cqe::new(req.user_data, res, flags | opdef::cqe_flags(req)));

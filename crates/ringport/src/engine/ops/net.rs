@@ -966,6 +966,16 @@ pub(crate) fn issue_shutdown(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     Issue::Done(if r < 0 { Errno::last().neg() } else { 0 }, 0)
 }
 
+/// The result a failed networking request reports: what a partial
+/// MSG_WAITALL transfer already moved wins over the error (the kernel's
+/// `io_sendrecv_fail`, which also covers cancellation).
+pub(crate) fn fail_res(n: &Net, res: i32) -> i32 {
+    match &n.kind {
+        Kind::Msg(m) if res < 0 && m.done > 0 => m.done.min(i32::MAX as u64) as i32,
+        _ => res,
+    }
+}
+
 /// The CQE flags a finished networking request reports.
 pub(crate) fn cqe_flags(n: &Net) -> u32 {
     n.cflags
