@@ -380,3 +380,26 @@ scenario!(send_from_provided_buffer, |ring, c| {
     assert_eq!(&buf[..n as usize], b"abcdefgh");
     got
 });
+
+scenario!(recv_waitall_fills_one_selected_buffer, |ring, c| {
+    let (a, b) = pair();
+    let mut mem = vec![0u8; 2 * 8];
+    push!(ring, c::opcode::ProvideBuffers::new(mem.as_mut_ptr(), 8, 2, 1, 0).build().user_data(1));
+    let mut got = reap!(ring, 1);
+    push!(
+        ring,
+        c::opcode::Recv::new(c::types::Fd(b.0), core::ptr::null_mut(), 0)
+            .flags(libc::MSG_WAITALL)
+            .buf_group(1)
+            .build()
+            .flags(c::squeue::Flags::BUFFER_SELECT)
+            .user_data(2)
+    );
+    got.extend(drain!(ring));
+    put(a.0, b"012");
+    got.extend(drain!(ring));
+    put(a.0, b"34567");
+    got.extend(reap!(ring, 1));
+    assert_eq!(&mem[..8], b"01234567");
+    got
+});

@@ -131,6 +131,8 @@ pub(crate) struct Msg {
     /// after its `io_uring_recvmsg_out` header.
     mshot_namelen: u32,
     mshot_controllen: u32,
+    /// A selected buffer kept across a partial MSG_WAITALL transfer.
+    held: Option<kbuf::Picked>,
 }
 
 /// A prepared ACCEPT.
@@ -178,7 +180,7 @@ pub(crate) struct Net {
 }
 
 impl Net {
-    fn new(kind: Kind) -> OpData {
+    fn data(kind: Kind) -> OpData {
         OpData::Net(Box::new(Net { kind, cflags: 0, fail: false }))
     }
     /// True when a wait for readiness is a wait for POLLOUT.
@@ -243,6 +245,7 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
         loops: 0,
         mshot_namelen: 0,
         mshot_controllen: 0,
+        held: None,
     }
 }
 
@@ -322,7 +325,7 @@ pub(crate) fn prep_send(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if op == code::SENDMSG {
         m.vectored = true;
         copy_msghdr(&mut m, sqe.addr())?;
-        return Ok(Net::new(Kind::Msg(m)));
+        return Ok(Net::data(Kind::Msg(m)));
     }
     // addr_len is the low half of the file_index word, __pad3 the high half.
     if sqe.file_index() >> 16 != 0 {
@@ -339,7 +342,7 @@ pub(crate) fn prep_send(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     } else if m.bgid.is_none() && !access_ok(m.buf, m.len as u64) {
         return err(libc::EFAULT);
     }
-    Ok(Net::new(Kind::Msg(m)))
+    Ok(Net::data(Kind::Msg(m)))
 }
 
 /// RECV and RECVMSG (`io_recvmsg_prep`).
@@ -370,12 +373,12 @@ pub(crate) fn prep_recv(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if op == code::RECVMSG {
         m.vectored = true;
         copy_msghdr(&mut m, sqe.addr())?;
-        return Ok(Net::new(Kind::Msg(m)));
+        return Ok(Net::data(Kind::Msg(m)));
     }
     if m.bgid.is_none() && !access_ok(m.buf, m.len as u64) {
         return err(libc::EFAULT);
     }
-    Ok(Net::new(Kind::Msg(m)))
+    Ok(Net::data(Kind::Msg(m)))
 }
 
 #[inline(always)]
@@ -400,7 +403,7 @@ pub(crate) fn prep_accept(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if flags & !(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) != 0 {
         return err(libc::EINVAL);
     }
-    Ok(Net::new(Kind::Accept(Accept { addr: sqe.addr(), addrlen: sqe.off(), flags, ioflags, file_slot, polled: false })))
+    Ok(Net::data(Kind::Accept(Accept { addr: sqe.addr(), addrlen: sqe.off(), flags, ioflags, file_slot, polled: false })))
 }
 
 #[inline(always)]
@@ -409,7 +412,7 @@ pub(crate) fn prep_connect(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EINVAL);
     }
     let addr = Addr::copy_in(sqe.addr(), sqe.off() as i32 as i64)?;
-    Ok(Net::new(Kind::Connect(Connect { addr, in_progress: false, seen_econnaborted: false })))
+    Ok(Net::data(Kind::Connect(Connect { addr, in_progress: false, seen_econnaborted: false })))
 }
 
 #[inline(always)]
@@ -426,7 +429,7 @@ pub(crate) fn prep_socket(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if flags & !(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) != 0 {
         return err(libc::EINVAL);
     }
-    Ok(Net::new(Kind::Socket(Socket { domain: sqe.fd(), ty, protocol: sqe.len() as i32, file_slot })))
+    Ok(Net::data(Kind::Socket(Socket { domain: sqe.fd(), ty, protocol: sqe.len() as i32, file_slot })))
 }
 
 #[inline(always)]
@@ -434,7 +437,7 @@ pub(crate) fn prep_shutdown(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if sqe.off() != 0 || sqe.addr() != 0 || sqe.op_flags() != 0 || sqe.buf_index() != 0 || sqe.file_index() != 0 {
         return err(libc::EINVAL);
     }
-    Ok(Net::new(Kind::Shutdown(sqe.len() as i32)))
+    Ok(Net::data(Kind::Shutdown(sqe.len() as i32)))
 }
 
 /// `getsockopt(fd, SOL_SOCKET, opt)` as an int.
@@ -566,8 +569,12 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     loop {
         // A buffer from the group, held (with the group lock) for this
         // attempt only.
-        let mut table = m.bgid.map(|_| kbuf::lock(ctx));
+        // A buffer kept from a partial transfer is used on; otherwise the
+        // group lock is held for this attempt.
+        let held = m.held;
+        let mut table = if held.is_none() { m.bgid.map(|_| kbuf::lock(ctx)) } else { None };
         let picked = match (&mut table, m.bgid) {
+            _ if held.is_some() => held,
             (Some(t), Some(bgid)) => match t.select(bgid, m.len) {
                 Some(p) => Some(p),
                 None => {
@@ -581,21 +588,31 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             _ => None,
         };
         let mut finished = false;
+        // Where this attempt starts in a kept buffer.
+        let at = picked.map(|p| {
+            let mut q = p;
+            let skip = m.done.min(p.len as u64) as u32;
+            q.addr += skip as u64;
+            q.len -= skip;
+            q
+        });
         let (ret, msg_out_flags) = if multishot && m.vectored {
             match picked.as_ref() {
                 Some(p) => recvmsg_multishot(m, fd, flags, p, &mut finished),
                 None => (-(libc::ENOBUFS as isize), 0),
             }
         } else {
-            transfer(m, fd, flags, picked.as_ref())
+            transfer(m, fd, flags, at.as_ref())
         };
-        let min = if m.msg_flags & libc::MSG_WAITALL != 0 && !(m.vectored && m.dir == Dir::Recv && m.controllen != 0) {
-            m.total - m.done
-        } else {
+        let min = if m.msg_flags & libc::MSG_WAITALL == 0 || (m.vectored && m.dir == Dir::Recv && m.controllen != 0) {
             0
+        } else if let Some(p) = at {
+            p.len as u64
+        } else {
+            m.total.saturating_sub(m.done)
         };
         if ret < 0 && ret == -libc::EAGAIN as isize && !user_nowait {
-            if let (Some(t), Some(p)) = (&mut table, picked) {
+            if let (Some(t), Some(p), None) = (&mut table, picked, held) {
                 t.recycle(p);
             }
             if multishot {
@@ -606,6 +623,8 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
         }
         if ret > 0 && (ret as u64) < min && net_retry(fd, flags) {
             m.done += ret as u64;
+            // The buffer stays this request's for the rest.
+            m.held = picked;
             m.polled = true;
             return Issue::Park;
         }
