@@ -133,6 +133,9 @@ pub(crate) struct Msg {
     mshot_controllen: u32,
     /// A selected buffer kept across a partial MSG_WAITALL transfer.
     held: Option<kbuf::Picked>,
+    /// Whether the socket's protocol reports what is left queued, once
+    /// asked (see [`reports_inq`]).
+    inq_known: Option<bool>,
 }
 
 /// A prepared ACCEPT.
@@ -246,6 +249,7 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
         mshot_namelen: 0,
         mshot_controllen: 0,
         held: None,
+        inq_known: None,
     }
 }
 
@@ -463,7 +467,9 @@ fn reports_inq(fd: i32) -> bool {
         return false;
     }
     match sockopt(fd, libc::SO_DOMAIN) {
-        Some(libc::AF_INET) | Some(libc::AF_INET6) => sockopt(fd, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP),
+        Some(libc::AF_INET) | Some(libc::AF_INET6) => {
+            matches!(sockopt(fd, libc::SO_PROTOCOL), Some(libc::IPPROTO_TCP) | Some(0))
+        }
         Some(libc::AF_UNIX) => true,
         _ => false,
     }
@@ -661,7 +667,7 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             }
         }
         drop(table);
-        let inq_known = m.dir == Dir::Recv && reports_inq(fd);
+        let inq_known = m.dir == Dir::Recv && *m.inq_known.get_or_insert_with(|| reports_inq(fd));
         if inq_known && ret >= 0 && queued(fd) {
             cflags |= abi::IORING_CQE_F_SOCK_NONEMPTY;
         }
