@@ -1,5 +1,5 @@
 //! Networking ops, differential: SEND, RECV, SENDMSG, RECVMSG, ACCEPT
-//! (one-shot, multishot, direct), CONNECT, SOCKET, SHUTDOWN over loopback
+//! (one-shot, multishot, direct), CONNECT, SOCKET, SHUTDOWN, BIND, LISTEN over loopback
 //! only (socketpairs, unix sockets, 127.0.0.1). Each scenario runs on the
 //! kernel (through the `io-uring` crate, or the raw harness for malformed
 //! SQEs) and on ringport; CQEs, data and written-back headers must match.
@@ -637,6 +637,8 @@ fn probe_reports_net_ops() {
         ringport::opcode::Connect::CODE,
         ringport::opcode::Socket::CODE,
         ringport::opcode::Shutdown::CODE,
+        ringport::opcode::Bind::CODE,
+        ringport::opcode::Listen::CODE,
         ringport::opcode::ProvideBuffers::CODE,
         ringport::opcode::RemoveBuffers::CODE,
     ] {
@@ -870,3 +872,36 @@ fn net_random_sqes_ringport() {
     }
     put(s1.0, b"ok");
 }
+
+scenario!(bind_listen_accept, |ring, c| {
+    // SAFETY: a socket we own.
+    let s = Sock(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) });
+    let any = lo(0);
+    let bad = lo(1);
+    push!(
+        ring,
+        c::opcode::Bind::new(c::types::Fd(s.0), (&any as *const libc::sockaddr_in).cast(), SIN_LEN)
+            .build()
+            .user_data(1)
+            .flags(c::squeue::Flags::IO_LINK),
+        c::opcode::Listen::new(c::types::Fd(s.0), 8).build().user_data(2),
+    );
+    let mut got = reap!(ring, 2);
+    // SAFETY: plain data; getsockname fills it.
+    let mut me: libc::sockaddr_in = unsafe { core::mem::zeroed() };
+    let mut ml = SIN_LEN;
+    // SAFETY: out-pointers to live locals.
+    unsafe { libc::getsockname(s.0, (&mut me as *mut libc::sockaddr_in).cast(), &mut ml) };
+    let _conn = std::net::TcpStream::connect(("127.0.0.1", u16::from_be(me.sin_port))).unwrap();
+    push!(
+        ring,
+        c::opcode::Accept::new(c::types::Fd(s.0), core::ptr::null_mut(), core::ptr::null_mut()).build().user_data(3),
+        c::opcode::Bind::new(c::types::Fd(s.0), (&bad as *const libc::sockaddr_in).cast(), SIN_LEN).build().user_data(4),
+        c::opcode::Bind::new(c::types::Fd(s.0), (&bad as *const libc::sockaddr_in).cast(), 200).build().user_data(5),
+        c::opcode::Listen::new(c::types::Fd(0x3fff_fff0), 8).build().user_data(6),
+    );
+    let mut v = fds(reap!(ring, 4), &[3]);
+    v.sort();
+    got.extend(v);
+    got
+});

@@ -862,3 +862,49 @@ impl RecvMsgMulti {
         e
     }
 }
+
+/// `IORING_OP_BIND`: `bind(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bind {
+    fd: Target,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+}
+
+impl Bind {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_BIND as u8;
+    /// Binds to `addr`.
+    pub fn new(fd: impl Into<Target>, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> Bind {
+        Bind { fd: fd.into(), addr, addrlen }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.addr as u64;
+        e.0.__bindgen_anon_1.off = self.addrlen as u64;
+        e
+    }
+}
+
+/// `IORING_OP_LISTEN`: `listen(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen {
+    fd: Target,
+    backlog: i32,
+}
+
+impl Listen {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_LISTEN as u8;
+    /// Listens with `backlog`.
+    pub fn new(fd: impl Into<Target>, backlog: i32) -> Listen {
+        Listen { fd: fd.into(), backlog }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.len = self.backlog as u32;
+        e
+    }
+}

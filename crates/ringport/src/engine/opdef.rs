@@ -259,6 +259,8 @@ const fn net_entries(t: &mut [Option<OpDef>; op::LAST as usize]) {
     t[nc::SOCKET as usize] = def("SOCKET", PLAIN, prep!(net::prep_socket), net::issue_socket);
     t[nc::SHUTDOWN as usize] =
         def("SHUTDOWN", Props { file: true, may_block: true, ..PLAIN }, prep!(net::prep_shutdown), net::issue_shutdown);
+    t[nc::BIND as usize] = def("BIND", Props { file: true, ..PLAIN }, prep!(net::prep_bind), net::issue_bind_listen);
+    t[nc::LISTEN as usize] = def("LISTEN", Props { file: true, ..PLAIN }, prep!(net::prep_listen), net::issue_bind_listen);
     t[kc::PROVIDE_BUFFERS as usize] =
         def("PROVIDE_BUFFERS", Props { iopoll: true, ..PLAIN }, prep!(kbuf::prep_provide), kbuf::issue_provide);
     t[kc::REMOVE_BUFFERS as usize] =

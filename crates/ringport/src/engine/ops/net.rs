@@ -1,5 +1,6 @@
 //! Networking ops (the kernel's io_uring/net.c): SEND, RECV, SENDMSG,
-//! RECVMSG, ACCEPT (one-shot and multishot), CONNECT, SOCKET, SHUTDOWN.
+//! RECVMSG, ACCEPT (one-shot and multishot), CONNECT, SOCKET, SHUTDOWN, BIND,
+//! LISTEN.
 //!
 //! Every socket call is made non-blocking (`MSG_DONTWAIT`, or for accept
 //! and connect a non-blocking file for the duration of the call); on
@@ -39,6 +40,10 @@ pub(crate) mod code {
     pub const SHUTDOWN: u8 = o::IORING_OP_SHUTDOWN as u8;
     /// `IORING_OP_SOCKET`
     pub const SOCKET: u8 = o::IORING_OP_SOCKET as u8;
+    /// `IORING_OP_BIND`
+    pub const BIND: u8 = o::IORING_OP_BIND as u8;
+    /// `IORING_OP_LISTEN`
+    pub const LISTEN: u8 = o::IORING_OP_LISTEN as u8;
 }
 
 use linux_raw_sys::io_uring as k;
@@ -170,6 +175,10 @@ pub(crate) enum Kind {
     Connect(Connect),
     Socket(Socket),
     Shutdown(i32),
+    /// BIND: the address, copied at prep.
+    Bind(Addr),
+    /// LISTEN: the backlog.
+    Listen(i32),
 }
 
 /// A prepared networking request.
@@ -442,6 +451,36 @@ pub(crate) fn prep_shutdown(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EINVAL);
     }
     Ok(Net::data(Kind::Shutdown(sqe.len() as i32)))
+}
+
+#[inline(always)]
+pub(crate) fn prep_bind(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.len() != 0 || sqe.buf_index() != 0 || sqe.op_flags() != 0 || sqe.file_index() != 0 {
+        return err(libc::EINVAL);
+    }
+    Ok(Net::data(Kind::Bind(Addr::copy_in(sqe.addr(), sqe.off() as i32 as i64)?)))
+}
+
+#[inline(always)]
+pub(crate) fn prep_listen(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.addr() != 0 || sqe.buf_index() != 0 || sqe.op_flags() != 0 || sqe.file_index() != 0 || sqe.off() != 0 {
+        return err(libc::EINVAL);
+    }
+    Ok(Net::data(Kind::Listen(sqe.len() as i32)))
+}
+
+/// BIND and LISTEN: one system call each.
+pub(crate) fn issue_bind_listen(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+    let fd = req.file.raw();
+    let Some(net) = net_of(req) else { return Issue::Done(-libc::EINVAL, 0) };
+    let r = match &net.kind {
+        // SAFETY: the address is our own copy.
+        Kind::Bind(a) => unsafe { libc::bind(fd, a.ptr(), a.len) },
+        // SAFETY: plain system call on an fd number.
+        Kind::Listen(backlog) => unsafe { libc::listen(fd, *backlog) },
+        _ => return Issue::Done(-libc::EINVAL, 0),
+    };
+    Issue::Done(if r < 0 { Errno::last().neg() } else { 0 }, 0)
 }
 
 /// `getsockopt(fd, SOL_SOCKET, opt)` as an int.
