@@ -905,3 +905,83 @@ scenario!(bind_listen_accept, |ring, c| {
     got.extend(v);
     got
 });
+
+// ---------------------------------------------------------------------------
+// SEND_ZC / SENDMSG_ZC
+// ---------------------------------------------------------------------------
+
+scenario!(send_zc_tcp_and_notification, |ring, c| {
+    let (a, b) = tcp_pair();
+    let data = *b"zero-copy!";
+    let report = linux_raw_sys::io_uring::IORING_SEND_ZC_REPORT_USAGE as u16;
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), data.as_ptr(), 10).build().user_data(1));
+    let mut got = reap!(ring, 2);
+    push!(
+        ring,
+        c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), data.as_ptr(), 4).zc_flags(report).build().user_data(2)
+    );
+    got.extend(reap!(ring, 2));
+    let mut buf = [0u8; 14];
+    let mut r = &b;
+    std::io::Read::read_exact(&mut r, &mut buf).unwrap();
+    assert_eq!(&buf, b"zero-copy!zero");
+    got
+});
+
+scenario!(send_zc_errors, |ring, c| {
+    let (u, _v) = pair(libc::SOCK_STREAM);
+    let (a, _b) = tcp_pair();
+    let data = *b"abc";
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(u.0), data.as_ptr(), 3).build().user_data(1));
+    let mut got = reap!(ring, 2);
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), data.as_ptr(), 3).zc_flags(0x100).build().user_data(2));
+    got.extend(reap!(ring, 2));
+    push!(
+        ring,
+        c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), data.as_ptr(), 3)
+            .build()
+            .user_data(3)
+            .flags(c::squeue::Flags::SKIP_SUCCESS)
+    );
+    got.extend(reap!(ring, 1));
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), data.as_ptr(), 3).buf_index(Some(0)).build().user_data(4));
+    got.extend(reap!(ring, 2));
+    let p = common::Pipe::new(0);
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(p.w), data.as_ptr(), 3).build().user_data(5));
+    got.extend(reap!(ring, 2));
+    got
+});
+
+scenario!(send_zc_fixed_buffer_and_sendmsg_zc_udp, |ring, c| {
+    let (a, b) = tcp_pair();
+    let mut reg = vec![b'f'; 64];
+    let iov = [libc::iovec { iov_base: reg.as_mut_ptr().cast(), iov_len: 64 }];
+    // SAFETY: the buffer outlives the ring.
+    unsafe { ring.submitter().register_buffers(&iov).unwrap() };
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), reg.as_ptr(), 8).buf_index(Some(0)).build().user_data(1));
+    let mut got = reap!(ring, 2);
+    push!(ring, c::opcode::SendZc::new(c::types::Fd(a.as_raw_fd()), reg.as_ptr(), 65).buf_index(Some(0)).build().user_data(2));
+    got.extend(reap!(ring, 2));
+    let mut buf = [0u8; 8];
+    let mut r = &b;
+    std::io::Read::read_exact(&mut r, &mut buf).unwrap();
+    assert_eq!(&buf, b"ffffffff");
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dest = lo(rx.local_addr().unwrap().port());
+    let payload = *b"dgram-zc";
+    let mut siov = [libc::iovec { iov_base: payload.as_ptr() as *mut _, iov_len: 8 }];
+    // SAFETY: msghdr is plain data.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_name = (&dest as *const libc::sockaddr_in) as *mut _;
+    msg.msg_namelen = SIN_LEN;
+    msg.msg_iov = siov.as_mut_ptr();
+    msg.msg_iovlen = 1;
+    push!(ring, c::opcode::SendMsgZc::new(c::types::Fd(tx.as_raw_fd()), &msg).build().user_data(3));
+    got.extend(reap!(ring, 2));
+    let mut d = [0u8; 16];
+    rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let n = rx.recv(&mut d).unwrap();
+    assert_eq!(&d[..n], b"dgram-zc");
+    got
+});

@@ -908,3 +908,113 @@ impl Listen {
         e
     }
 }
+
+/// `IORING_OP_SEND_ZC`: a send whose CQE (with IORING_CQE_F_MORE) is
+/// followed by a notification CQE (IORING_CQE_F_NOTIF) once the buffer may
+/// be reused. ringport copies the data.
+#[derive(Clone, Copy, Debug)]
+pub struct SendZc {
+    fd: Target,
+    buf: *const u8,
+    len: u32,
+    buf_index: Option<u16>,
+    dest_addr: *const libc::sockaddr,
+    dest_addr_len: libc::socklen_t,
+    flags: i32,
+    zc_flags: u16,
+}
+
+impl SendZc {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SEND_ZC as u8;
+    /// Sends `len` bytes at `buf`.
+    pub fn new(fd: impl Into<Target>, buf: *const u8, len: u32) -> SendZc {
+        SendZc {
+            fd: fd.into(),
+            buf,
+            len,
+            buf_index: None,
+            dest_addr: core::ptr::null(),
+            dest_addr_len: 0,
+            flags: 0,
+            zc_flags: 0,
+        }
+    }
+    /// The data lies in registered buffer `index` (IORING_RECVSEND_FIXED_BUF).
+    pub fn buf_index(mut self, index: Option<u16>) -> SendZc {
+        self.buf_index = index;
+        self
+    }
+    /// The destination address, for an unconnected socket.
+    pub fn dest_addr(mut self, addr: *const libc::sockaddr) -> SendZc {
+        self.dest_addr = addr;
+        self
+    }
+    /// The destination address's length.
+    pub fn dest_addr_len(mut self, len: libc::socklen_t) -> SendZc {
+        self.dest_addr_len = len;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: i32) -> SendZc {
+        self.flags = flags;
+        self
+    }
+    /// `IORING_RECVSEND_*` / `IORING_SEND_ZC_*` flags.
+    pub fn zc_flags(mut self, flags: u16) -> SendZc {
+        self.zc_flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.buf as u64;
+        e.0.len = self.len;
+        e.0.__bindgen_anon_3.msg_flags = self.flags as u32;
+        e.0.ioprio = self.zc_flags;
+        if let Some(i) = self.buf_index {
+            e.0.__bindgen_anon_4.buf_index = i;
+            e.0.ioprio |= linux_raw_sys::io_uring::IORING_RECVSEND_FIXED_BUF as u16;
+        }
+        e.0.__bindgen_anon_1.addr2 = self.dest_addr as u64;
+        e.0.__bindgen_anon_5.__bindgen_anon_1.addr_len = self.dest_addr_len as u16;
+        e
+    }
+}
+
+/// `IORING_OP_SENDMSG_ZC`: [`SendMsg`] with a notification CQE, as [`SendZc`].
+#[derive(Clone, Copy, Debug)]
+pub struct SendMsgZc {
+    fd: Target,
+    msg: *const libc::msghdr,
+    ioprio: u16,
+    flags: u32,
+}
+
+impl SendMsgZc {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SENDMSG_ZC as u8;
+    /// Sends the message `msg` describes.
+    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr) -> SendMsgZc {
+        SendMsgZc { fd: fd.into(), msg, ioprio: 0, flags: 0 }
+    }
+    /// The op's own flags.
+    pub fn ioprio(mut self, ioprio: u16) -> SendMsgZc {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: u32) -> SendMsgZc {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.ioprio = self.ioprio;
+        e.0.__bindgen_anon_2.addr = self.msg as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.msg_flags = self.flags;
+        e
+    }
+}

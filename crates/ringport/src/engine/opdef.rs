@@ -259,6 +259,8 @@ const fn net_entries(t: &mut [Option<OpDef>; op::LAST as usize]) {
     t[nc::SOCKET as usize] = def("SOCKET", PLAIN, prep!(net::prep_socket), net::issue_socket);
     t[nc::SHUTDOWN as usize] =
         def("SHUTDOWN", Props { file: true, may_block: true, ..PLAIN }, prep!(net::prep_shutdown), net::issue_shutdown);
+    t[nc::SEND_ZC as usize] = def("SEND_ZC", NET, net::prep_send_zc, net::issue_msg);
+    t[nc::SENDMSG_ZC as usize] = def("SENDMSG_ZC", NET, net::prep_send_zc, net::issue_msg);
     t[nc::BIND as usize] = def("BIND", Props { file: true, ..PLAIN }, prep!(net::prep_bind), net::issue_bind_listen);
     t[nc::LISTEN as usize] = def("LISTEN", Props { file: true, ..PLAIN }, prep!(net::prep_listen), net::issue_bind_listen);
     t[kc::PROVIDE_BUFFERS as usize] =
@@ -374,6 +376,16 @@ pub(crate) fn final_res(req: &Req, res: i32) -> i32 {
     match &req.data {
         OpData::Net(n) => net::fail_res(n, res),
         _ => res,
+    }
+}
+
+/// The result of a second CQE (a zero-copy send's notification) that
+/// follows this request's own, if any.
+#[inline]
+pub(crate) fn notif_res(req: &Req, res: i32) -> Option<i32> {
+    match &req.data {
+        OpData::Net(n) => net::notif_res(n, res),
+        _ => None,
     }
 }
 

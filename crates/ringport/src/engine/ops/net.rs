@@ -40,6 +40,10 @@ pub(crate) mod code {
     pub const SHUTDOWN: u8 = o::IORING_OP_SHUTDOWN as u8;
     /// `IORING_OP_SOCKET`
     pub const SOCKET: u8 = o::IORING_OP_SOCKET as u8;
+    /// `IORING_OP_SEND_ZC`
+    pub const SEND_ZC: u8 = o::IORING_OP_SEND_ZC as u8;
+    /// `IORING_OP_SENDMSG_ZC`
+    pub const SENDMSG_ZC: u8 = o::IORING_OP_SENDMSG_ZC as u8;
     /// `IORING_OP_BIND`
     pub const BIND: u8 = o::IORING_OP_BIND as u8;
     /// `IORING_OP_LISTEN`
@@ -72,7 +76,7 @@ fn access_ok(addr: u64, len: u64) -> bool {
 
 /// A socket address copied from the program (`move_addr_to_kernel`).
 #[derive(Clone, Copy)]
-struct Addr {
+pub(crate) struct Addr {
     bytes: [u8; SOCKADDR_MAX],
     len: u32,
 }
@@ -138,9 +142,22 @@ pub(crate) struct Msg {
     mshot_controllen: u32,
     /// A selected buffer kept across a partial MSG_WAITALL transfer.
     held: Option<kbuf::Picked>,
+    /// SEND_ZC / SENDMSG_ZC.
+    zc: Option<Zc>,
     /// Whether the socket's protocol reports what is left queued, once
     /// asked (see [`reports_inq`]).
     inq_known: Option<bool>,
+}
+
+/// A zero-copy send's options. ringport copies the data (as the kernel
+/// does on loopback) and posts the kernel's notification CQE after the
+/// send's own.
+#[derive(Clone, Copy, Debug)]
+struct Zc {
+    /// IORING_SEND_ZC_REPORT_USAGE: the notification says the data was copied.
+    report: bool,
+    /// IORING_RECVSEND_FIXED_BUF: the data lies in this registered buffer.
+    fixed: Option<u16>,
 }
 
 /// A prepared ACCEPT.
@@ -177,6 +194,10 @@ pub(crate) enum Kind {
     Shutdown(i32),
     /// BIND: the address, copied at prep.
     Bind(Addr),
+    /// A zero-copy send that failed at prep after the kernel's point of
+    /// no return (its notification is allocated): it still posts F_MORE
+    /// and a notification.
+    ZcFailed,
     /// LISTEN: the backlog.
     Listen(i32),
 }
@@ -189,11 +210,13 @@ pub(crate) struct Net {
     /// The request failed though its result is not an error (a short
     /// MSG_WAITALL transfer): the kernel's REQ_F_FAIL, for links.
     pub fail: bool,
+    /// A zero-copy send: its CQE has F_MORE and a notification follows.
+    notif: bool,
 }
 
 impl Net {
     fn data(kind: Kind) -> OpData {
-        OpData::Net(Box::new(Net { kind, cflags: 0, fail: false }))
+        OpData::Net(Box::new(Net { kind, cflags: 0, fail: false, notif: false }))
     }
     /// True when a wait for readiness is a wait for POLLOUT.
     pub fn waits_for_write(&self) -> bool {
@@ -259,6 +282,7 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
         mshot_controllen: 0,
         held: None,
         inq_known: None,
+        zc: None,
     }
 }
 
@@ -356,6 +380,74 @@ pub(crate) fn prep_send(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EFAULT);
     }
     Ok(Net::data(Kind::Msg(m)))
+}
+
+/// SEND_ZC and SENDMSG_ZC (`io_send_zc_prep`), in the table's in-place
+/// form: past the kernel's notification allocation a failure still leaves
+/// a request that posts F_MORE and a notification.
+pub(crate) fn prep_send_zc(_ctx: &Ctx, sqe: &Sqe, out: &mut OpData) -> Result<(), Errno> {
+    if sqe.pad2() != 0 || sqe.0[6] != 0 {
+        return err(libc::EINVAL);
+    }
+    if sqe.flags() & abi::IOSQE_CQE_SKIP_SUCCESS != 0 {
+        return err(libc::EINVAL);
+    }
+    let (kind, r) = match prep_zc_msg(sqe) {
+        Ok(m) => (Kind::Msg(m), Ok(())),
+        Err(e) => (Kind::ZcFailed, Err(e)),
+    };
+    *out = OpData::Net(Box::new(Net { kind, cflags: 0, fail: false, notif: true }));
+    r
+}
+
+fn prep_zc_msg(sqe: &Sqe) -> Result<Msg, Errno> {
+    let op = sqe.opcode();
+    let common = POLL_FIRST | k::IORING_RECVSEND_FIXED_BUF as u16;
+    let report = k::IORING_SEND_ZC_REPORT_USAGE as u16;
+    let mut m = msg_base(Dir::Send, sqe);
+    if m.ioflags & !(common | report) != 0 {
+        return err(libc::EINVAL);
+    }
+    let fixed = m.ioflags & k::IORING_RECVSEND_FIXED_BUF as u16 != 0;
+    if op == code::SENDMSG_ZC && (sqe.off() != 0 || sqe.file_index() != 0 || fixed) {
+        return err(libc::EINVAL);
+    }
+    m.zc = Some(Zc { report: m.ioflags & report != 0, fixed: fixed.then(|| sqe.buf_index()) });
+    m.bgid = None;
+    // MSG_ZEROCOPY is the kernel's own doing here; the copy never asks for it.
+    m.msg_flags = (m.msg_flags | libc::MSG_NOSIGNAL) & !libc::MSG_ZEROCOPY;
+    if op == code::SENDMSG_ZC {
+        m.vectored = true;
+        copy_msghdr(&mut m, sqe.addr())?;
+        return Ok(m);
+    }
+    if sqe.file_index() >> 16 != 0 {
+        return err(libc::EINVAL);
+    }
+    if sqe.off() != 0 {
+        m.name = Some(Addr::copy_in(sqe.off(), (sqe.file_index() & 0xffff) as i64)?);
+    }
+    if !fixed && !access_ok(m.buf, m.len as u64) {
+        return err(libc::EFAULT);
+    }
+    Ok(m)
+}
+
+/// The kernel's SOCK_SUPPORT_ZC: TCP and UDP sockets take zero-copy sends.
+fn zc_supported(fd: i32) -> Result<(), Errno> {
+    let mut v: i32 = 0;
+    let mut l = core::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: v and l are valid out-pointers of the sizes given.
+    if unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut v as *mut i32).cast(), &mut l) } != 0 {
+        return Err(Errno::last());
+    }
+    let inet = v == libc::AF_INET || v == libc::AF_INET6;
+    let proto = sockopt(fd, libc::SO_PROTOCOL);
+    if inet && matches!(proto, Some(libc::IPPROTO_TCP) | Some(libc::IPPROTO_UDP)) {
+        Ok(())
+    } else {
+        Err(Errno(libc::EOPNOTSUPP))
+    }
 }
 
 /// RECV and RECVMSG (`io_recvmsg_prep`).
@@ -598,6 +690,25 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let user_data = req.user_data;
     let Some(net) = net_of(req) else { return Issue::Done(-libc::EINVAL, 0) };
     let Kind::Msg(m) = &mut net.kind else { return Issue::Done(-libc::EINVAL, 0) };
+    if let Some(zc) = m.zc {
+        if let Err(e) = zc_supported(fd) {
+            return Issue::Done(e.neg(), 0);
+        }
+        if m.ioflags & POLL_FIRST != 0 && !m.polled {
+            m.polled = true;
+            return Issue::Park;
+        }
+        if let Some(index) = zc.fixed {
+            // io_send_zc_import: the range must lie in the registered buffer.
+            let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
+            let ok = rsrc.bufs.get(index as usize).and_then(|b| b.as_ref()).is_some_and(|b| {
+                m.buf >= b.addr && m.buf.checked_add(m.len as u64).is_some_and(|end| end <= b.addr + b.len)
+            });
+            if !ok {
+                return Issue::Done(-libc::EFAULT, 0);
+            }
+        }
+    }
     if m.ioflags & POLL_FIRST != 0 && !m.polled {
         m.polled = true;
         return Issue::Park;
@@ -1042,5 +1153,15 @@ pub(crate) fn fail_res(n: &Net, res: i32) -> i32 {
 
 /// The CQE flags a finished networking request reports.
 pub(crate) fn cqe_flags(n: &Net) -> u32 {
-    n.cflags
+    n.cflags | if n.notif { abi::IORING_CQE_F_MORE } else { 0 }
+}
+
+/// The result of the notification CQE a zero-copy send posts after its
+/// own, if it is one: with REPORT_USAGE, whether data was copied.
+pub(crate) fn notif_res(n: &Net, res: i32) -> Option<i32> {
+    if !n.notif {
+        return None;
+    }
+    let report = matches!(&n.kind, Kind::Msg(m) if m.zc.is_some_and(|z| z.report));
+    Some(if report && res > 0 { k::IORING_NOTIF_USAGE_ZC_COPIED as i32 } else { 0 })
 }
