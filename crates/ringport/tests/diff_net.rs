@@ -639,6 +639,8 @@ fn probe_reports_net_ops() {
         ringport::opcode::Shutdown::CODE,
         ringport::opcode::Bind::CODE,
         ringport::opcode::Listen::CODE,
+        ringport::opcode::SendZc::CODE,
+        ringport::opcode::SendMsgZc::CODE,
         ringport::opcode::ProvideBuffers::CODE,
         ringport::opcode::RemoveBuffers::CODE,
     ] {
@@ -660,6 +662,8 @@ fn op(name: &str) -> u8 {
         "ACCEPT" => o::IORING_OP_ACCEPT,
         "CONNECT" => o::IORING_OP_CONNECT,
         "SOCKET" => o::IORING_OP_SOCKET,
+        "SEND_ZC" => o::IORING_OP_SEND_ZC,
+        "SENDMSG_ZC" => o::IORING_OP_SENDMSG_ZC,
         _ => o::IORING_OP_SHUTDOWN,
     }) as u8
 }
@@ -775,7 +779,7 @@ fn net_random_sqes_ringport() {
     let zero = common::Mem::rw(8192);
     let fds = [s0.0, s1.0, d0.0, l.as_raw_fd(), p.r, p.w, -1, common::BAD_FD, 0];
     let addrs = [0, UNMAPPED, guard_page(), common::KERNEL_ADDR, zero.addr(), zero.addr() + 4000];
-    let ops = ["SEND", "RECV", "SENDMSG", "RECVMSG", "ACCEPT", "CONNECT", "SOCKET", "SHUTDOWN"];
+    let ops = ["SEND", "RECV", "SENDMSG", "RECVMSG", "ACCEPT", "CONNECT", "SOCKET", "SHUTDOWN", "SEND_ZC", "SENDMSG_ZC"];
     let provide = linux_raw_sys::io_uring::io_uring_op::IORING_OP_PROVIDE_BUFFERS as u8;
     let remove = linux_raw_sys::io_uring::io_uring_op::IORING_OP_REMOVE_BUFFERS as u8;
     let mut rng = Rng::new(0x5eed);
@@ -852,7 +856,11 @@ fn net_random_sqes_ringport() {
         ..Sqe::new(abi::op::ASYNC_CANCEL, 0)
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    let finals = |v: &Vec<common::Cqe>| v.iter().filter(|c| c.user_data != 0 && c.flags & abi::IORING_CQE_F_MORE == 0).count();
+    // A request's last CQE has no F_MORE (a zero-copy send's is its
+    // notification).
+    let finals = |v: &Vec<common::Cqe>| {
+        v.iter().filter(|c| c.user_data != 0 && c.flags & abi::IORING_CQE_F_MORE == 0).count()
+    };
     while finals(&cqes) < sent && Instant::now() < deadline {
         assert!(r.push(&cancel));
         r.submit(1);
