@@ -348,6 +348,7 @@ scenario!(sendmsg_scm_rights_over_unix, |ring, c| {
     let p = common::Pipe::new(0);
     // A control buffer carrying one fd.
     let mut cbuf = [0u64; 4];
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
     let clen = unsafe { libc::CMSG_SPACE(4) } as usize;
     // SAFETY: msghdr is plain data.
     let mut smsg: libc::msghdr = unsafe { core::mem::zeroed() };

@@ -189,6 +189,7 @@ pub(crate) fn prep_remove(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     Ok(OpData::Kbuf(Provide { addr: 0, len: 0, nbufs: nbufs as u32, bgid: sqe.buf_index(), bid: 0 }))
 }
 
+/// PROVIDE_BUFFERS: appends the buffers to a legacy group (EINVAL on a ring-mapped one).
 pub(crate) fn issue_provide(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::Kbuf(p) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     let mut t = lock(ctx);
@@ -208,6 +209,7 @@ pub(crate) fn issue_provide(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     Issue::Done(if added == 0 { -libc::EOVERFLOW } else { 0 }, 0)
 }
 
+/// REMOVE_BUFFERS: drops up to `nbufs` buffers; the result is how many.
 pub(crate) fn issue_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::Kbuf(p) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     let mut t = lock(ctx);

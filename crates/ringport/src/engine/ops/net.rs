@@ -1029,6 +1029,7 @@ fn accept_queue_nonempty(fd: i32) -> bool {
     inet && super::poll::poll_now(fd, libc::POLLIN as u32) & libc::POLLIN as u32 != 0
 }
 
+/// ACCEPT: one connection, or (multishot) every pending one, posting each.
 pub(crate) fn issue_accept(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let fd = req.file.raw();
     let user_data = req.user_data;
@@ -1086,6 +1087,7 @@ pub(crate) fn issue_accept(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     }
 }
 
+/// CONNECT: non-blocking, waiting for POLLOUT while the handshake runs.
 pub(crate) fn issue_connect(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let fd = req.file.raw();
     let Some(net) = net_of(req) else { return Issue::Done(-libc::EINVAL, 0) };
@@ -1117,6 +1119,7 @@ pub(crate) fn issue_connect(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     Issue::Done(res, 0)
 }
 
+/// SOCKET: a new socket as an fd or in a registered slot.
 pub(crate) fn issue_socket(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let Some(net) = net_of(req) else { return Issue::Done(-libc::EINVAL, 0) };
     let Kind::Socket(s) = &net.kind else { return Issue::Done(-libc::EINVAL, 0) };
@@ -1132,6 +1135,7 @@ pub(crate) fn issue_socket(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     Issue::Done(fd, 0)
 }
 
+/// SHUTDOWN (always in a worker, as the kernel forces it async).
 pub(crate) fn issue_shutdown(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let fd = req.file.raw();
     let Some(net) = net_of(req) else { return Issue::Done(-libc::EINVAL, 0) };
