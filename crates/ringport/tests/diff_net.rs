@@ -994,3 +994,32 @@ scenario!(send_zc_fixed_buffer_and_sendmsg_zc_udp, |ring, c| {
     assert_eq!(&d[..n], b"dgram-zc");
     got
 });
+
+#[test]
+fn file_alloc_range_limits_allocation() {
+    diff("file_alloc_range_limits_allocation", |b: &dyn Backend, t: &mut Trace| {
+        let r = match Ring::new(b, 8, 0) {
+            Ok(r) => r,
+            Err(e) => return t.rec("setup", e),
+        };
+        let range = |off: u32, len: u32, resv: u64, nr: u32| {
+            let mut a = linux_raw_sys::io_uring::io_uring_file_index_range { off, len, resv };
+            let op = linux_raw_sys::io_uring::io_uring_register_op::IORING_REGISTER_FILE_ALLOC_RANGE as u32;
+            // SAFETY: a is a live, writable block.
+            common::res(unsafe { r.register_raw(op, (&mut a as *mut linux_raw_sys::io_uring::io_uring_file_index_range).cast(), nr) })
+        };
+        let sock = |ud: u64| Sqe { fd: libc::AF_UNIX, off: libc::SOCK_DGRAM as u64, file_index: u32::MAX, ..Sqe::new(op("SOCKET"), ud) };
+        t.rec("range, no table", range(0, 1, 0, 0));
+        t.rec("files", r.register_files(&[-1, -1, -1, -1]));
+        t.rec("range past the table", range(3, 2, 0, 0));
+        t.rec("range overflow", range(u32::MAX, 2, 0, 0));
+        t.rec("range resv", range(0, 1, 1, 0));
+        t.rec("range nr", range(0, 1, 0, 1));
+        t.rec("range 2..4", range(2, 2, 0, 0));
+        for ud in 1..=3 {
+            one(t, &r, "alloc", sock(ud));
+        }
+        t.rec("range 0..4", range(0, 4, 0, 0));
+        one(t, &r, "alloc after widening", sock(4));
+    });
+}

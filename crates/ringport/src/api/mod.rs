@@ -367,6 +367,12 @@ impl Submitter<'_> {
         let arg = linux_raw_sys::io_uring::io_uring_buf_reg { ring_addr: 0, ring_entries: 0, bgid, flags: 0, resv: [0; 3] };
         self.register(linux_raw_sys::io_uring::io_uring_register_op::IORING_UNREGISTER_PBUF_RING as u32, &arg as *const _ as u64, 1)
     }
+    /// Limits the slots IORING_FILE_INDEX_ALLOC picks from to
+    /// `[offset, offset + len)` (IORING_REGISTER_FILE_ALLOC_RANGE).
+    pub fn register_file_alloc_range(&self, offset: u32, len: u32) -> io::Result<()> {
+        let r = linux_raw_sys::io_uring::io_uring_file_index_range { off: offset, len, resv: 0 };
+        self.register(linux_raw_sys::io_uring::io_uring_register_op::IORING_REGISTER_FILE_ALLOC_RANGE as u32, &r as *const _ as u64, 0)
+    }
     /// Fills `probe` with the supported opcodes.
     pub fn register_probe(&self, probe: &mut Probe) -> io::Result<()> {
         probe.0.fill(0);

@@ -30,6 +30,9 @@ pub(crate) struct Resources {
     /// Where the search for a free file slot starts (the kernel's
     /// `alloc_hint`): after the last slot filled, or at the last emptied.
     pub alloc_hint: usize,
+    /// The slots IORING_FILE_INDEX_ALLOC may use (IORING_REGISTER_FILE_ALLOC_RANGE;
+    /// the whole table when registered).
+    pub alloc_range: (usize, usize),
 }
 
 /// A registered eventfd.
@@ -108,6 +111,7 @@ fn files_register(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
     for fd in fds {
         table.push(if fd == -1 { None } else { Some(take_file(fd)?) });
     }
+    rsrc.alloc_range = (0, table.len());
     rsrc.files = table;
     rsrc.alloc_hint = 0;
     Ok(0)
@@ -389,6 +393,21 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
             }
             super::ops::cancel::sync_cancel(ctx, arg)
         }
+        x if x == FILE_ALLOC_RANGE => {
+            if arg == 0 || nr != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            // SAFETY: io_uring_file_index_range is plain data.
+            let r: linux_raw_sys::io_uring::io_uring_file_index_range = unsafe { uaccess::read_pod(arg)? };
+            let end = r.off.checked_add(r.len).ok_or(Errno(libc::EOVERFLOW))?;
+            let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
+            if r.resv != 0 || end as usize > rsrc.files.len() {
+                return Err(Errno(libc::EINVAL));
+            }
+            rsrc.alloc_range = (r.off as usize, end as usize);
+            rsrc.alloc_hint = r.off as usize;
+            Ok(0)
+        }
         x if x == PBUF_RING => super::ops::kbuf::register_ring(ctx, arg, nr),
         x if x == UNREGISTER_PBUF_RING => super::ops::kbuf::unregister_ring(ctx, arg, nr),
         x if x == PBUF_STATUS => super::ops::kbuf::ring_status(ctx, arg, nr),
@@ -400,4 +419,6 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
 const PBUF_RING: u32 = reg_op::IORING_REGISTER_PBUF_RING as u32;
 const UNREGISTER_PBUF_RING: u32 = reg_op::IORING_UNREGISTER_PBUF_RING as u32;
 const PBUF_STATUS: u32 = reg_op::IORING_REGISTER_PBUF_STATUS as u32;
+/// IORING_REGISTER_FILE_ALLOC_RANGE (direct descriptors, engine/ops/net.rs).
+const FILE_ALLOC_RANGE: u32 = reg_op::IORING_REGISTER_FILE_ALLOC_RANGE as u32;
 use linux_raw_sys::io_uring::io_uring_register_op as reg_op;

@@ -646,10 +646,12 @@ fn install_fixed(ctx: &Ctx, raw: i32, file_slot: u32) -> i32 {
     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut rsrc = ctx.rsrc.write().unwrap_or_else(|e| e.into_inner());
     let slot = if file_slot == FILE_INDEX_ALLOC {
-        // From the hint to the end, then from the start (io_file_bitmap_get).
+        // From the hint to the range's end, then from its start up to the
+        // hint (io_file_bitmap_get).
         let n = rsrc.files.len();
-        let hint = rsrc.alloc_hint.min(n);
-        match (hint..n).chain(0..hint).find(|&i| rsrc.files[i].is_none()) {
+        let (start, end) = (rsrc.alloc_range.0.min(n), rsrc.alloc_range.1.min(n));
+        let hint = rsrc.alloc_hint.min(end);
+        match (hint..end).chain(start..hint).find(|&i| rsrc.files[i].is_none()) {
             Some(i) => i,
             None => return -libc::ENFILE,
         }
