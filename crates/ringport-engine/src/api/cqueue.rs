@@ -108,3 +108,14 @@ impl Drop for CompletionQueue<'_> {
         unsafe { (*self.raw.head).store(self.head, Ordering::Release) };
     }
 }
+
+/// The id of the provided buffer a completion used (IORING_CQE_F_BUFFER).
+pub fn buffer_select(flags: u32) -> Option<u16> {
+    (flags & abi::IORING_CQE_F_BUFFER != 0).then_some((flags >> abi::IORING_CQE_BUFFER_SHIFT) as u16)
+}
+
+/// True when the socket had more data (or connections) queued after the
+/// completion (IORING_CQE_F_SOCK_NONEMPTY).
+pub fn sock_nonempty(flags: u32) -> bool {
+    flags & abi::IORING_CQE_F_SOCK_NONEMPTY != 0
+}

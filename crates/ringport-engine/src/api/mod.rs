@@ -345,6 +345,34 @@ impl Submitter<'_> {
         sc.timeout = t;
         self.register(reg::SYNC_CANCEL, &sc as *const _ as u64, 0)
     }
+    /// Registers a ring of provided buffers for group `bgid`
+    /// (IORING_REGISTER_PBUF_RING); `ring_addr` must be page aligned.
+    ///
+    /// # Safety
+    /// The ring and the buffers it lists must stay valid until unregistered.
+    pub unsafe fn register_buf_ring(&self, ring_addr: u64, ring_entries: u16, bgid: u16) -> io::Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.register_buf_ring_with_flags(ring_addr, ring_entries, bgid, 0) }
+    }
+    /// [`Submitter::register_buf_ring`] with `IOU_PBUF_RING_*` flags.
+    ///
+    /// # Safety
+    /// As [`Submitter::register_buf_ring`].
+    pub unsafe fn register_buf_ring_with_flags(&self, ring_addr: u64, ring_entries: u16, bgid: u16, flags: u16) -> io::Result<()> {
+        let arg = linux_raw_sys::io_uring::io_uring_buf_reg { ring_addr, ring_entries: ring_entries as u32, bgid, flags, resv: [0; 3] };
+        self.register(linux_raw_sys::io_uring::io_uring_register_op::IORING_REGISTER_PBUF_RING as u32, &arg as *const _ as u64, 1)
+    }
+    /// Unregisters group `bgid`'s buffer ring.
+    pub fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
+        let arg = linux_raw_sys::io_uring::io_uring_buf_reg { ring_addr: 0, ring_entries: 0, bgid, flags: 0, resv: [0; 3] };
+        self.register(linux_raw_sys::io_uring::io_uring_register_op::IORING_UNREGISTER_PBUF_RING as u32, &arg as *const _ as u64, 1)
+    }
+    /// Limits the slots IORING_FILE_INDEX_ALLOC picks from to
+    /// `[offset, offset + len)` (IORING_REGISTER_FILE_ALLOC_RANGE).
+    pub fn register_file_alloc_range(&self, offset: u32, len: u32) -> io::Result<()> {
+        let r = linux_raw_sys::io_uring::io_uring_file_index_range { off: offset, len, resv: 0 };
+        self.register(linux_raw_sys::io_uring::io_uring_register_op::IORING_REGISTER_FILE_ALLOC_RANGE as u32, &r as *const _ as u64, 0)
+    }
     /// Fills `probe` with the supported opcodes.
     pub fn register_probe(&self, probe: &mut Probe) -> io::Result<()> {
         probe.0.fill(0);

@@ -1019,3 +1019,651 @@ impl FixedFdInstall {
         on_file(Self::CODE, Target::Fixed(self.fd.0), 0, 0, 0, self.file_flags)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Networking and provided buffers (engine/ops/net.rs, engine/ops/kbuf.rs),
+// with the `io-uring` crate's names and shapes.
+// ---------------------------------------------------------------------------
+
+use linux_raw_sys::io_uring::io_uring_op as raw_op;
+
+/// An entry on `fd` with the given opcode.
+fn on_target(code: u8, fd: Target) -> Entry {
+    with_target(Entry::new(code), fd)
+}
+
+/// `IORING_OP_SEND`: `send(2)` (or `sendto(2)` with a destination).
+#[derive(Clone, Copy, Debug)]
+pub struct Send {
+    fd: Target,
+    buf: *const u8,
+    len: u32,
+    ioprio: u16,
+    flags: i32,
+    dest_addr: *const libc::sockaddr,
+    dest_addr_len: libc::socklen_t,
+}
+
+impl Send {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SEND as u8;
+    /// Sends `len` bytes at `buf`.
+    pub fn new(fd: impl Into<Target>, buf: *const u8, len: u32) -> Send {
+        Send { fd: fd.into(), buf, len, ioprio: 0, flags: 0, dest_addr: core::ptr::null(), dest_addr_len: 0 }
+    }
+    /// The op's own flags (`IORING_RECVSEND_*`).
+    pub fn ioprio(mut self, ioprio: u16) -> Send {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: i32) -> Send {
+        self.flags = flags;
+        self
+    }
+    /// The destination address, for an unconnected socket.
+    pub fn dest_addr(mut self, addr: *const libc::sockaddr) -> Send {
+        self.dest_addr = addr;
+        self
+    }
+    /// The destination address's length.
+    pub fn dest_addr_len(mut self, len: libc::socklen_t) -> Send {
+        self.dest_addr_len = len;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.buf as u64;
+        e.0.__bindgen_anon_1.addr2 = self.dest_addr as u64;
+        e.0.__bindgen_anon_5.__bindgen_anon_1.addr_len = self.dest_addr_len as u16;
+        e.0.len = self.len;
+        e.0.ioprio = self.ioprio;
+        e.0.__bindgen_anon_3.msg_flags = self.flags as u32;
+        e
+    }
+}
+
+/// `IORING_OP_RECV`: `recv(2)`; with IOSQE_BUFFER_SELECT the buffer comes
+/// from group `buf_group`.
+#[derive(Clone, Copy, Debug)]
+pub struct Recv {
+    fd: Target,
+    buf: *mut u8,
+    len: u32,
+    ioprio: u16,
+    flags: i32,
+    buf_group: u16,
+}
+
+impl Recv {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_RECV as u8;
+    /// Receives up to `len` bytes into `buf`.
+    pub fn new(fd: impl Into<Target>, buf: *mut u8, len: u32) -> Recv {
+        Recv { fd: fd.into(), buf, len, ioprio: 0, flags: 0, buf_group: 0 }
+    }
+    /// The op's own flags (`IORING_RECVSEND_*`).
+    pub fn ioprio(mut self, ioprio: u16) -> Recv {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: i32) -> Recv {
+        self.flags = flags;
+        self
+    }
+    /// The provided-buffer group (with IOSQE_BUFFER_SELECT).
+    pub fn buf_group(mut self, group: u16) -> Recv {
+        self.buf_group = group;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.buf as u64;
+        e.0.len = self.len;
+        e.0.ioprio = self.ioprio;
+        e.0.__bindgen_anon_3.msg_flags = self.flags as u32;
+        e.0.__bindgen_anon_4.buf_group = self.buf_group;
+        e
+    }
+}
+
+/// Multishot `IORING_OP_RECV`: each arrival is received into a buffer of
+/// group `buf_group` and posted with IORING_CQE_F_MORE until the last.
+#[derive(Clone, Copy, Debug)]
+pub struct RecvMulti {
+    fd: Target,
+    buf_group: u16,
+    flags: i32,
+    len: u32,
+}
+
+impl RecvMulti {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_RECV as u8;
+    /// Receives repeatedly into buffers of `buf_group`.
+    pub fn new(fd: impl Into<Target>, buf_group: u16) -> RecvMulti {
+        RecvMulti { fd: fd.into(), buf_group, flags: 0, len: 0 }
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: i32) -> RecvMulti {
+        self.flags = flags;
+        self
+    }
+    /// Per-receive length limit (0: the whole buffer).
+    pub fn len(mut self, len: u32) -> RecvMulti {
+        self.len = len;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.len = self.len;
+        e.0.__bindgen_anon_3.msg_flags = self.flags as u32;
+        e.0.__bindgen_anon_4.buf_group = self.buf_group;
+        e.0.flags |= abi::IOSQE_BUFFER_SELECT;
+        e.0.ioprio = linux_raw_sys::io_uring::IORING_RECV_MULTISHOT as u16;
+        e
+    }
+}
+
+/// `IORING_OP_SENDMSG`: `sendmsg(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct SendMsg {
+    fd: Target,
+    msg: *const libc::msghdr,
+    ioprio: u16,
+    flags: u32,
+}
+
+impl SendMsg {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SENDMSG as u8;
+    /// Sends the message `msg` describes.
+    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr) -> SendMsg {
+        SendMsg { fd: fd.into(), msg, ioprio: 0, flags: 0 }
+    }
+    /// The op's own flags (`IORING_RECVSEND_*`).
+    pub fn ioprio(mut self, ioprio: u16) -> SendMsg {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: u32) -> SendMsg {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.ioprio = self.ioprio;
+        e.0.__bindgen_anon_2.addr = self.msg as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.msg_flags = self.flags;
+        e
+    }
+}
+
+/// `IORING_OP_RECVMSG`: `recvmsg(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct RecvMsg {
+    fd: Target,
+    msg: *mut libc::msghdr,
+    ioprio: u16,
+    flags: u32,
+    buf_group: u16,
+}
+
+impl RecvMsg {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_RECVMSG as u8;
+    /// Receives into the buffers `msg` describes.
+    pub fn new(fd: impl Into<Target>, msg: *mut libc::msghdr) -> RecvMsg {
+        RecvMsg { fd: fd.into(), msg, ioprio: 0, flags: 0, buf_group: 0 }
+    }
+    /// The op's own flags (`IORING_RECVSEND_*`).
+    pub fn ioprio(mut self, ioprio: u16) -> RecvMsg {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: u32) -> RecvMsg {
+        self.flags = flags;
+        self
+    }
+    /// The provided-buffer group (with IOSQE_BUFFER_SELECT).
+    pub fn buf_group(mut self, group: u16) -> RecvMsg {
+        self.buf_group = group;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.ioprio = self.ioprio;
+        e.0.__bindgen_anon_2.addr = self.msg as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.msg_flags = self.flags;
+        e.0.__bindgen_anon_4.buf_group = self.buf_group;
+        e
+    }
+}
+
+/// `IORING_OP_ACCEPT`: `accept4(2)`, optionally into a registered slot.
+#[derive(Clone, Copy, Debug)]
+pub struct Accept {
+    fd: Target,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+    file_index: Option<DestinationSlot>,
+    flags: i32,
+}
+
+impl Accept {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_ACCEPT as u8;
+    /// Accepts one connection; the peer's address goes to `addr`/`addrlen`
+    /// (both may be null).
+    pub fn new(fd: impl Into<Target>, addr: *mut libc::sockaddr, addrlen: *mut libc::socklen_t) -> Accept {
+        Accept { fd: fd.into(), addr, addrlen, file_index: None, flags: 0 }
+    }
+    /// Installs the new socket in a registered-file slot instead of an fd.
+    pub fn file_index(mut self, slot: Option<DestinationSlot>) -> Accept {
+        self.file_index = slot;
+        self
+    }
+    /// `SOCK_CLOEXEC` / `SOCK_NONBLOCK`.
+    pub fn flags(mut self, flags: i32) -> Accept {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.addr as u64;
+        e.0.__bindgen_anon_1.addr2 = self.addrlen as u64;
+        e.0.__bindgen_anon_3.accept_flags = self.flags as u32;
+        if let Some(d) = self.file_index {
+            e.0.__bindgen_anon_5.file_index = d.kernel_index_arg();
+        }
+        e
+    }
+}
+
+/// Multishot `IORING_OP_ACCEPT`: one CQE (with IORING_CQE_F_MORE) per
+/// accepted connection.
+#[derive(Clone, Copy, Debug)]
+pub struct AcceptMulti {
+    fd: Target,
+    allocate_file_index: bool,
+    flags: i32,
+}
+
+impl AcceptMulti {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_ACCEPT as u8;
+    /// Accepts connections until cancelled or an error.
+    pub fn new(fd: impl Into<Target>) -> AcceptMulti {
+        AcceptMulti { fd: fd.into(), allocate_file_index: false, flags: 0 }
+    }
+    /// Installs each new socket in a free registered-file slot.
+    pub fn allocate_file_index(mut self, yes: bool) -> AcceptMulti {
+        self.allocate_file_index = yes;
+        self
+    }
+    /// `SOCK_CLOEXEC` / `SOCK_NONBLOCK`.
+    pub fn flags(mut self, flags: i32) -> AcceptMulti {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.ioprio = linux_raw_sys::io_uring::IORING_ACCEPT_MULTISHOT as u16;
+        e.0.__bindgen_anon_3.accept_flags = self.flags as u32;
+        if self.allocate_file_index {
+            e.0.__bindgen_anon_5.file_index = linux_raw_sys::io_uring::IORING_FILE_INDEX_ALLOC as u32;
+        }
+        e
+    }
+}
+
+/// `IORING_OP_CONNECT`: `connect(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Connect {
+    fd: Target,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+}
+
+impl Connect {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_CONNECT as u8;
+    /// Connects to `addr`.
+    pub fn new(fd: impl Into<Target>, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> Connect {
+        Connect { fd: fd.into(), addr, addrlen }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.addr as u64;
+        e.0.__bindgen_anon_1.off = self.addrlen as u64;
+        e
+    }
+}
+
+/// `IORING_OP_SOCKET`: `socket(2)`, optionally into a registered slot.
+#[derive(Clone, Copy, Debug)]
+pub struct Socket {
+    domain: i32,
+    socket_type: i32,
+    protocol: i32,
+    file_index: Option<DestinationSlot>,
+    flags: i32,
+}
+
+impl Socket {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SOCKET as u8;
+    /// A new socket (`socket_type` may carry SOCK_CLOEXEC/SOCK_NONBLOCK).
+    pub fn new(domain: i32, socket_type: i32, protocol: i32) -> Socket {
+        Socket { domain, socket_type, protocol, file_index: None, flags: 0 }
+    }
+    /// Installs the socket in a registered-file slot instead of an fd.
+    pub fn file_index(mut self, slot: Option<DestinationSlot>) -> Socket {
+        self.file_index = slot;
+        self
+    }
+    /// The SQE's flags word (must be 0; kept for the `io-uring` shape).
+    pub fn flags(mut self, flags: i32) -> Socket {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = self.domain;
+        e.0.__bindgen_anon_1.off = self.socket_type as u64;
+        e.0.len = self.protocol as u32;
+        e.0.__bindgen_anon_3.rw_flags = self.flags as u32;
+        if let Some(d) = self.file_index {
+            e.0.__bindgen_anon_5.file_index = d.kernel_index_arg();
+        }
+        e
+    }
+}
+
+/// `IORING_OP_SHUTDOWN`: `shutdown(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Shutdown {
+    fd: Target,
+    how: i32,
+}
+
+impl Shutdown {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SHUTDOWN as u8;
+    /// Shuts down `how` (SHUT_RD, SHUT_WR, SHUT_RDWR).
+    pub fn new(fd: impl Into<Target>, how: i32) -> Shutdown {
+        Shutdown { fd: fd.into(), how }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.len = self.how as u32;
+        e
+    }
+}
+
+/// `IORING_OP_PROVIDE_BUFFERS`: hands `nbufs` buffers of `len` bytes,
+/// consecutive from `addr`, to group `bgid` with ids from `bid`.
+#[derive(Clone, Copy, Debug)]
+pub struct ProvideBuffers {
+    addr: *mut u8,
+    len: i32,
+    nbufs: u16,
+    bgid: u16,
+    bid: u16,
+}
+
+impl ProvideBuffers {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_PROVIDE_BUFFERS as u8;
+    /// The buffers.
+    pub fn new(addr: *mut u8, len: i32, nbufs: u16, bgid: u16, bid: u16) -> ProvideBuffers {
+        ProvideBuffers { addr, len, nbufs, bgid, bid }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = self.nbufs as i32;
+        e.0.__bindgen_anon_2.addr = self.addr as u64;
+        e.0.len = self.len as u32;
+        e.0.__bindgen_anon_1.off = self.bid as u64;
+        e.0.__bindgen_anon_4.buf_group = self.bgid;
+        e
+    }
+}
+
+/// `IORING_OP_REMOVE_BUFFERS`: takes up to `nbufs` buffers out of group `bgid`.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoveBuffers {
+    nbufs: u16,
+    bgid: u16,
+}
+
+impl RemoveBuffers {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_REMOVE_BUFFERS as u8;
+    /// Removes up to `nbufs` buffers.
+    pub fn new(nbufs: u16, bgid: u16) -> RemoveBuffers {
+        RemoveBuffers { nbufs, bgid }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = Entry::new(Self::CODE);
+        e.0.fd = self.nbufs as i32;
+        e.0.__bindgen_anon_4.buf_group = self.bgid;
+        e
+    }
+}
+
+/// Multishot `IORING_OP_RECVMSG`: each message lands in a buffer of group
+/// `buf_group`, laid out as an `io_uring_recvmsg_out` header, the name,
+/// the control data and the payload (only `msg_namelen` and
+/// `msg_controllen` of `msg` are used).
+#[derive(Clone, Copy, Debug)]
+pub struct RecvMsgMulti {
+    fd: Target,
+    msg: *const libc::msghdr,
+    buf_group: u16,
+    ioprio: u16,
+    flags: u32,
+}
+
+impl RecvMsgMulti {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_RECVMSG as u8;
+    /// Receives messages repeatedly into buffers of `buf_group`.
+    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr, buf_group: u16) -> RecvMsgMulti {
+        RecvMsgMulti { fd: fd.into(), msg, buf_group, ioprio: 0, flags: 0 }
+    }
+    /// More of the op's own flags (`IORING_RECVSEND_*`).
+    pub fn ioprio(mut self, ioprio: u16) -> RecvMsgMulti {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: u32) -> RecvMsgMulti {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.msg as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.msg_flags = self.flags;
+        e.0.__bindgen_anon_4.buf_group = self.buf_group;
+        e.0.flags |= abi::IOSQE_BUFFER_SELECT;
+        e.0.ioprio = self.ioprio | linux_raw_sys::io_uring::IORING_RECV_MULTISHOT as u16;
+        e
+    }
+}
+
+/// `IORING_OP_BIND`: `bind(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bind {
+    fd: Target,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+}
+
+impl Bind {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_BIND as u8;
+    /// Binds to `addr`.
+    pub fn new(fd: impl Into<Target>, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> Bind {
+        Bind { fd: fd.into(), addr, addrlen }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.addr as u64;
+        e.0.__bindgen_anon_1.off = self.addrlen as u64;
+        e
+    }
+}
+
+/// `IORING_OP_LISTEN`: `listen(2)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen {
+    fd: Target,
+    backlog: i32,
+}
+
+impl Listen {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_LISTEN as u8;
+    /// Listens with `backlog`.
+    pub fn new(fd: impl Into<Target>, backlog: i32) -> Listen {
+        Listen { fd: fd.into(), backlog }
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.len = self.backlog as u32;
+        e
+    }
+}
+
+/// `IORING_OP_SEND_ZC`: a send whose CQE (with IORING_CQE_F_MORE) is
+/// followed by a notification CQE (IORING_CQE_F_NOTIF) once the buffer may
+/// be reused. ringport copies the data.
+#[derive(Clone, Copy, Debug)]
+pub struct SendZc {
+    fd: Target,
+    buf: *const u8,
+    len: u32,
+    buf_index: Option<u16>,
+    dest_addr: *const libc::sockaddr,
+    dest_addr_len: libc::socklen_t,
+    flags: i32,
+    zc_flags: u16,
+}
+
+impl SendZc {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SEND_ZC as u8;
+    /// Sends `len` bytes at `buf`.
+    pub fn new(fd: impl Into<Target>, buf: *const u8, len: u32) -> SendZc {
+        SendZc {
+            fd: fd.into(),
+            buf,
+            len,
+            buf_index: None,
+            dest_addr: core::ptr::null(),
+            dest_addr_len: 0,
+            flags: 0,
+            zc_flags: 0,
+        }
+    }
+    /// The data lies in registered buffer `index` (IORING_RECVSEND_FIXED_BUF).
+    pub fn buf_index(mut self, index: Option<u16>) -> SendZc {
+        self.buf_index = index;
+        self
+    }
+    /// The destination address, for an unconnected socket.
+    pub fn dest_addr(mut self, addr: *const libc::sockaddr) -> SendZc {
+        self.dest_addr = addr;
+        self
+    }
+    /// The destination address's length.
+    pub fn dest_addr_len(mut self, len: libc::socklen_t) -> SendZc {
+        self.dest_addr_len = len;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: i32) -> SendZc {
+        self.flags = flags;
+        self
+    }
+    /// `IORING_RECVSEND_*` / `IORING_SEND_ZC_*` flags.
+    pub fn zc_flags(mut self, flags: u16) -> SendZc {
+        self.zc_flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.__bindgen_anon_2.addr = self.buf as u64;
+        e.0.len = self.len;
+        e.0.__bindgen_anon_3.msg_flags = self.flags as u32;
+        e.0.ioprio = self.zc_flags;
+        if let Some(i) = self.buf_index {
+            e.0.__bindgen_anon_4.buf_index = i;
+            e.0.ioprio |= linux_raw_sys::io_uring::IORING_RECVSEND_FIXED_BUF as u16;
+        }
+        e.0.__bindgen_anon_1.addr2 = self.dest_addr as u64;
+        e.0.__bindgen_anon_5.__bindgen_anon_1.addr_len = self.dest_addr_len as u16;
+        e
+    }
+}
+
+/// `IORING_OP_SENDMSG_ZC`: [`SendMsg`] with a notification CQE, as [`SendZc`].
+#[derive(Clone, Copy, Debug)]
+pub struct SendMsgZc {
+    fd: Target,
+    msg: *const libc::msghdr,
+    ioprio: u16,
+    flags: u32,
+}
+
+impl SendMsgZc {
+    /// The opcode.
+    pub const CODE: u8 = raw_op::IORING_OP_SENDMSG_ZC as u8;
+    /// Sends the message `msg` describes.
+    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr) -> SendMsgZc {
+        SendMsgZc { fd: fd.into(), msg, ioprio: 0, flags: 0 }
+    }
+    /// The op's own flags.
+    pub fn ioprio(mut self, ioprio: u16) -> SendMsgZc {
+        self.ioprio = ioprio;
+        self
+    }
+    /// `MSG_*` flags.
+    pub fn flags(mut self, flags: u32) -> SendMsgZc {
+        self.flags = flags;
+        self
+    }
+    /// The SQE.
+    pub fn build(self) -> Entry {
+        let mut e = on_target(Self::CODE, self.fd);
+        e.0.ioprio = self.ioprio;
+        e.0.__bindgen_anon_2.addr = self.msg as u64;
+        e.0.len = 1;
+        e.0.__bindgen_anon_3.msg_flags = self.flags;
+        e
+    }
+}

@@ -232,6 +232,8 @@ pub(crate) struct Ctx {
     pub ready_evfd: std::sync::OnceLock<std::os::fd::OwnedFd>,
     /// `ready_evfd` was written since it was last drained.
     pub ready_signalled: AtomicBool,
+    /// Provided-buffer groups (PROVIDE_BUFFERS, PBUF_RING).
+    pub kbufs: Mutex<ops::kbuf::Table>,
 }
 
 impl Ctx {

@@ -7,7 +7,7 @@
 //! submitted and gets an error CQE, and submission stops after it (unless
 //! `IORING_SETUP_SUBMIT_ALL`).
 
-use super::ops::{advise, cancel, fs, nop, openclose, poll, rsrc, rw, splice, statx, sync, timeout, truncate, xattr};
+use super::ops::{advise, cancel, fs, kbuf, net, nop, openclose, poll, rsrc, rw, splice, statx, sync, timeout, truncate, xattr};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -56,6 +56,8 @@ pub(crate) enum OpData {
     PollAdd(poll::PollAdd),
     PollRemove(poll::PollRemove),
     Cancel(cancel::Spec),
+    Net(Box<net::Net>),
+    Kbuf(kbuf::Provide),
 }
 
 /// One request: a validated SQE, owned by the engine from prep to post.
@@ -266,7 +268,50 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::FGETXATTR as usize] = def("FGETXATTR", BLOCKING_FILE, prep!(xattr::prep_fgetxattr), xattr::issue_xattr);
     t[op::GETXATTR as usize] = def("GETXATTR", BLOCKING, prep!(xattr::prep_getxattr), xattr::issue_xattr);
     t[op::FTRUNCATE as usize] = def("FTRUNCATE", BLOCKING_FILE, prep!(truncate::prep_ftruncate), truncate::issue_ftruncate);
+    net_entries(&mut t);
     t
+}
+
+/// Sockets: a file, pollable (EAGAIN waits for readiness), ioprio carries
+/// the op's own flags.
+const NET: Props = Props { file: true, ioprio: true, pollable: true, may_block: false, iopoll: false };
+
+/// The entry `d`, also allowing IOSQE_BUFFER_SELECT.
+const fn with_buffer_select(mut d: Option<OpDef>) -> Option<OpDef> {
+    if let Some(x) = &mut d {
+        x.buffer_select = true;
+    }
+    d
+}
+
+/// The networking and provided-buffer families (ops/net.rs, ops/kbuf.rs).
+const fn net_entries(t: &mut [Option<OpDef>; op::LAST as usize]) {
+    use kbuf::code as kc;
+    use net::code as nc;
+    // READ and READV take a provided buffer with IOSQE_BUFFER_SELECT (ops/rw.rs).
+    if let Some(d) = &mut t[op::READ as usize] {
+        d.buffer_select = true;
+    }
+    if let Some(d) = &mut t[op::READV as usize] {
+        d.buffer_select = true;
+    }
+    t[nc::SENDMSG as usize] = def("SENDMSG", NET, prep!(net::prep_send), net::issue_msg);
+    t[nc::RECVMSG as usize] = with_buffer_select(def("RECVMSG", NET, prep!(net::prep_recv), net::issue_msg));
+    t[nc::SEND as usize] = with_buffer_select(def("SEND", NET, prep!(net::prep_send), net::issue_msg));
+    t[nc::RECV as usize] = with_buffer_select(def("RECV", NET, prep!(net::prep_recv), net::issue_msg));
+    t[nc::ACCEPT as usize] = def("ACCEPT", NET, prep!(net::prep_accept), net::issue_accept);
+    t[nc::CONNECT as usize] = def("CONNECT", Props { ioprio: false, ..NET }, prep!(net::prep_connect), net::issue_connect);
+    t[nc::SOCKET as usize] = def("SOCKET", PLAIN, prep!(net::prep_socket), net::issue_socket);
+    t[nc::SHUTDOWN as usize] =
+        def("SHUTDOWN", Props { file: true, may_block: true, ..PLAIN }, prep!(net::prep_shutdown), net::issue_shutdown);
+    t[nc::SEND_ZC as usize] = def("SEND_ZC", NET, net::prep_send_zc, net::issue_msg);
+    t[nc::SENDMSG_ZC as usize] = def("SENDMSG_ZC", NET, net::prep_send_zc, net::issue_msg);
+    t[nc::BIND as usize] = def("BIND", Props { file: true, ..PLAIN }, prep!(net::prep_bind), net::issue_bind_listen);
+    t[nc::LISTEN as usize] = def("LISTEN", Props { file: true, ..PLAIN }, prep!(net::prep_listen), net::issue_bind_listen);
+    t[kc::PROVIDE_BUFFERS as usize] =
+        def("PROVIDE_BUFFERS", Props { iopoll: true, ..PLAIN }, prep!(kbuf::prep_provide), kbuf::issue_provide);
+    t[kc::REMOVE_BUFFERS as usize] =
+        def("REMOVE_BUFFERS", Props { iopoll: true, ..PLAIN }, prep!(kbuf::prep_remove), kbuf::issue_remove);
 }
 
 /// The table itself, indexed by opcode.
@@ -390,7 +435,39 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
         OpData::Timeout(t) => t.failed(res),
         // A short splice or tee fails (the kernel's `ret != sp->len`).
         OpData::Splice(sp) => res < 0 || res as u32 != sp.len,
+        OpData::Net(n) => res < 0 || n.fail,
         _ => res < 0,
+    }
+}
+
+/// The result a request that ends with `res` reports (a partial transfer
+/// can win over a late error or a cancellation).
+#[inline]
+pub(crate) fn final_res(req: &Req, res: i32) -> i32 {
+    match &req.data {
+        OpData::Net(n) => net::fail_res(n, res),
+        _ => res,
+    }
+}
+
+/// The result of a second CQE (a zero-copy send's notification) that
+/// follows this request's own, if any.
+#[inline]
+pub(crate) fn notif_res(req: &Req, res: i32) -> Option<i32> {
+    match &req.data {
+        OpData::Net(n) => net::notif_res(n, res),
+        _ => None,
+    }
+}
+
+/// CQE flags a finished request reports beyond its issue's own (a
+/// selected buffer's id, SOCK_NONEMPTY), whichever path completes it.
+#[inline]
+pub(crate) fn cqe_flags(req: &Req) -> u32 {
+    match &req.data {
+        OpData::Net(n) => net::cqe_flags(n),
+        OpData::Rw(rw) => rw.cflags,
+        _ => 0,
     }
 }
 
@@ -417,6 +494,10 @@ pub(crate) fn park(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         }
         OpData::Rw(_) => {
             let write = matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED);
+            poll::arm_retry(ctx, req, write)
+        }
+        OpData::Net(ref n) => {
+            let write = n.waits_for_write();
             poll::arm_retry(ctx, req, write)
         }
         // No other family parks: complete rather than lose it.

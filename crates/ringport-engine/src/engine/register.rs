@@ -566,6 +566,15 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
             }
             super::ops::cancel::sync_cancel(ctx, arg)
         }
+        x if x == PBUF_RING => super::ops::kbuf::register_ring(ctx, arg, nr),
+        x if x == UNREGISTER_PBUF_RING => super::ops::kbuf::unregister_ring(ctx, arg, nr),
+        x if x == PBUF_STATUS => super::ops::kbuf::ring_status(ctx, arg, nr),
         _ => Err(Errno(libc::EINVAL)),
     }
 }
+
+/// Register opcodes of the provided-buffer family (engine/ops/kbuf.rs).
+const PBUF_RING: u32 = reg_op::IORING_REGISTER_PBUF_RING as u32;
+const UNREGISTER_PBUF_RING: u32 = reg_op::IORING_UNREGISTER_PBUF_RING as u32;
+const PBUF_STATUS: u32 = reg_op::IORING_REGISTER_PBUF_STATUS as u32;
+use linux_raw_sys::io_uring::io_uring_register_op as reg_op;

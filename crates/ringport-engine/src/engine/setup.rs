@@ -210,6 +210,7 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
         poller_init: Default::default(),
         ready_evfd: Default::default(),
         ready_signalled: AtomicBool::new(false),
+        kbufs: Default::default(),
         sqd: Default::default(),
         submitter: std::sync::atomic::AtomicI32::new(
             if p.flags & abi::IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & abi::IORING_SETUP_R_DISABLED == 0 {

@@ -427,9 +427,13 @@ fn finish(
     mut tw: Option<&mut VecDeque<Tw>>,
 ) -> Option<Box<Req>> {
     let failed = req.preset.is_some() || opdef::failed(req, res);
+    let res = opdef::final_res(req, res);
     let skip = req.sqe_flags & abi::IOSQE_CQE_SKIP_SUCCESS != 0;
     if !skip || failed {
-        out.push(Cqe::new(req.user_data, res, flags));
+        out.push(Cqe::new(req.user_data, res, flags | opdef::cqe_flags(req)));
+        if let Some(n) = opdef::notif_res(req, res) {
+            out.push(Cqe::new(req.user_data, n, abi::IORING_CQE_F_NOTIF));
+        }
     }
     // Its LINK_TIMEOUT, armed or still in the chain, ends with -ECANCELED
     // (unless the timer already fired) and the chain goes on after it.

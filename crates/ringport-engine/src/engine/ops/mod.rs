@@ -14,3 +14,5 @@ pub(crate) mod sync;
 pub(crate) mod timeout;
 pub(crate) mod truncate;
 pub(crate) mod xattr;
+pub(crate) mod kbuf;
+pub(crate) mod net;

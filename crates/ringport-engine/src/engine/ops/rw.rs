@@ -37,6 +37,11 @@ pub(crate) struct Rw {
     done: u64,
     /// Chosen for asynchronous direct I/O (see `engine/aio.rs`).
     pub via_aio: bool,
+    /// IOSQE_BUFFER_SELECT (READ): the group to take the buffer from at
+    /// first issue.
+    bgid: Option<u16>,
+    /// CQE flags of the selected buffer.
+    pub cflags: u32,
 }
 
 impl Rw {
@@ -109,6 +114,8 @@ fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
         total: sqe.len() as u64,
         done: 0,
         via_aio: false,
+        bgid: None,
+        cflags: 0,
     })
 }
 
@@ -156,6 +163,12 @@ fn prep_fixed(sqe: &Sqe) -> Result<OpData, Errno> {
 
 #[inline(always)]
 pub(crate) fn prep_read(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.flags() & crate::abi::IOSQE_BUFFER_SELECT != 0 {
+        // The buffer comes from a group at issue (engine/ops/kbuf.rs).
+        let mut rw = prep_common(sqe)?;
+        rw.bgid = Some(sqe.buf_index());
+        return Ok(OpData::Rw(rw));
+    }
     prep_single(sqe)
 }
 #[inline(always)]
@@ -164,6 +177,23 @@ pub(crate) fn prep_write(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
 }
 #[inline(always)]
 pub(crate) fn prep_readv(_: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
+    if sqe.flags() & crate::abi::IOSQE_BUFFER_SELECT != 0 {
+        // One iovec, whose length is what to read into the selected
+        // buffer (io_iov_buffer_select_prep).
+        let mut rw = prep_common(sqe)?;
+        if rw.len != 1 {
+            return Err(Errno(libc::EINVAL));
+        }
+        // SAFETY: iovec is plain data.
+        let v: libc::iovec = unsafe { uaccess::read_pod(rw.addr)? };
+        if v.iov_len > isize::MAX as usize {
+            return Err(Errno(libc::EINVAL));
+        }
+        rw.len = v.iov_len.min(u32::MAX as usize) as u32;
+        rw.total = rw.len as u64;
+        rw.bgid = Some(sqe.buf_index());
+        return Ok(OpData::Rw(rw));
+    }
     prep_vectored(sqe)
 }
 #[inline(always)]
@@ -364,6 +394,19 @@ fn pollable(opcode: u8) -> bool {
 fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     let fd = req.file.raw();
     let OpData::Rw(rw) = &mut req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    if let Some(bgid) = rw.bgid.take() {
+        // The selected buffer is consumed at once and kept for the whole
+        // request (the kernel's choice for unlocked or unpollable issue).
+        match super::kbuf::lock(ctx).select(bgid, rw.len) {
+            Some(p) => {
+                rw.addr = p.addr;
+                rw.len = p.len;
+                rw.total = p.len as u64;
+                rw.cflags = p.cqe_flags();
+            }
+            None => return Issue::Done(-libc::ENOBUFS, 0),
+        }
+    }
     // The kernel resolves the file before it looks at the buffer or flags;
     // ringport only checks the fd once one of those checks has failed.
     if let Some(index) = rw.fixed {
