@@ -1,12 +1,13 @@
 //! tokio-uring, unchanged, after one line: `ringport::install()`. Its
 //! runtime puts the ring fd in tokio's epoll (`AsyncFd`), opens, reads,
-//! writes, syncs and closes files through io_uring. The kernel is kept out
+//! writes, syncs and closes files, and accepts, connects, sends and receives
+//! over loopback TCP, all through io_uring. The kernel is kept out
 //! with a Docker-like filter that makes io_uring fail with EPERM, so every
 //! call here is served by ringport. (Its own binary: interception is
 //! process-wide and cannot be undone.)
 
 #[test]
-fn tokio_uring_file_io_under_install() {
+fn tokio_uring_files_and_tcp_under_install() {
     // The container's filter first: io_uring → EPERM.
     let deny = ringport_preload::filter::deny_io_uring_program(libc::EPERM as u16);
     assert_eq!(ringport_preload::filter::install_program(&deny, true), 0);
@@ -47,6 +48,41 @@ fn tokio_uring_file_io_under_install() {
         for (i, t) in tasks.into_iter().enumerate() {
             assert_eq!(t.await.unwrap(), b"hello from a file"[i % 17]);
         }
+
+        // An echo server and a client on 127.0.0.1.
+        let listener = tokio_uring::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let server = tokio_uring::spawn(async move {
+            let (conn, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 64];
+            loop {
+                let (n, b) = conn.read(buf).await;
+                let n = n.expect("server read");
+                if n == 0 {
+                    break;
+                }
+                let (w, b) = conn.write_all(b[..n].to_vec()).await;
+                w.expect("server write");
+                buf = b;
+                buf.resize(64, 0);
+            }
+        });
+        let client = tokio_uring::net::TcpStream::connect(addr).await.expect("connect");
+        for round in 0..3u8 {
+            let msg = vec![b'a' + round; 10];
+            let (w, _) = client.write_all(msg.clone()).await;
+            w.expect("client write");
+            let mut got = Vec::new();
+            while got.len() < msg.len() {
+                let (n, b) = client.read(vec![0u8; 64]).await;
+                let n = n.expect("client read");
+                assert!(n > 0, "server closed early");
+                got.extend_from_slice(&b[..n]);
+            }
+            assert_eq!(got, msg);
+        }
+        client.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        server.await.unwrap();
     });
     assert_eq!(std::fs::read(&dst).unwrap(), b"written by tokio-uring");
     let _ = std::fs::remove_dir_all(&dir);
