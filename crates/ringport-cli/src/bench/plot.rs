@@ -5,10 +5,13 @@ use super::exec::{Backend, Figure, Kind};
 use plotters::prelude::*;
 use std::path::Path;
 
-const COLORS: [RGBColor; 5] = [
+/// One colour per backend, in `Backend::ALL`'s order (the length ties them:
+/// a new backend without a colour does not compile).
+const COLORS: [RGBColor; Backend::ALL.len()] = [
     RGBColor(0xd6, 0x27, 0x28), // ringport
     RGBColor(0x1f, 0x77, 0xb4), // kernel
     RGBColor(0x94, 0x67, 0xbd), // ringport-trapped
+    RGBColor(0xff, 0x7f, 0x0e), // ringport-syscall
     RGBColor(0x7f, 0x7f, 0x7f), // psync
     RGBColor(0x2c, 0xa0, 0x2c), // threadpool
 ];

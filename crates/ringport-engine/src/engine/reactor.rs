@@ -47,6 +47,19 @@ pub(crate) struct Reactor {
     started: AtomicBool,
 }
 
+/// At most this many one-shot registrations are watched directly by a
+/// harvester (see [`RingPoller::sleep`]).
+pub(crate) const MAX_DIRECT: usize = 7;
+
+/// A one-shot registration a harvester may watch with `ppoll` itself: the
+/// private duplicate's fd, its key, and the poll bits.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Direct {
+    pub fd: i32,
+    pub key: u64,
+    pub events: u32,
+}
+
 /// Events taken per `epoll_wait` when harvesting.
 const HARVEST_BATCH: usize = 16;
 
@@ -151,6 +164,7 @@ impl RingPoller {
     pub fn sleep(
         &self,
         wake_fd: i32,
+        direct: &[Direct],
         timeout: Option<&libc::timespec>,
         sigmask: Option<&libc::sigset_t>,
         events: &mut Events,
@@ -158,12 +172,21 @@ impl RingPoller {
         let epfd = self.epfd.as_raw_fd();
         let tp = timeout.map_or(core::ptr::null(), |t| t as *const libc::timespec);
         let mp = sigmask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t);
-        let mut pfds = [
-            libc::pollfd { fd: wake_fd, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 },
-        ];
-        // SAFETY: two valid pollfds; tp and mp are null or valid.
-        let r = unsafe { libc::ppoll(pfds.as_mut_ptr(), 2, tp, mp) };
+        let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; 1 + MAX_DIRECT];
+        pfds[0] = libc::pollfd { fd: wake_fd, events: libc::POLLIN, revents: 0 };
+        // A few one-shot registrations are watched directly (their events
+        // then need no epoll_wait); otherwise the epoll instance is.
+        let n = if direct.is_empty() {
+            pfds[1] = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
+            2
+        } else {
+            for (p, d) in pfds[1..].iter_mut().zip(direct) {
+                *p = libc::pollfd { fd: d.fd, events: d.events as i16, revents: 0 };
+            }
+            1 + direct.len().min(MAX_DIRECT)
+        };
+        // SAFETY: n valid pollfds; tp and mp are null or valid.
+        let r = unsafe { libc::ppoll(pfds.as_mut_ptr(), n as libc::nfds_t, tp, mp) };
         if r < 0 {
             return Err(Errno::last());
         }
@@ -172,6 +195,17 @@ impl RingPoller {
             // SAFETY: reading 8 bytes into a u64 from the ring's non-blocking
             // eventfd.
             unsafe { libc::read(wake_fd, (&mut v as *mut u64).cast(), 8) };
+        }
+        if !direct.is_empty() {
+            // Poll and epoll bits have the same values.
+            let mut got = 0;
+            for (p, d) in pfds[1..n].iter().zip(direct) {
+                if p.revents != 0 && got < HARVEST_BATCH {
+                    events.0[got] = libc::epoll_event { events: p.revents as u16 as u32, u64: d.key };
+                    got += 1;
+                }
+            }
+            return Ok(got);
         }
         if pfds[1].revents == 0 {
             return Ok(0);
@@ -290,7 +324,18 @@ pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) 
         return Err(e);
     }
     p.armed.fetch_add(1, Ordering::AcqRel);
-    p.rewatch(&mut p.watch.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut w = p.watch.lock().unwrap_or_else(|e| e.into_inner());
+    p.rewatch(&mut w);
+    if w.harvesters > 0 {
+        // A harvester may be watching a list of fds that lacks this one:
+        // wake it so that it looks again.
+        drop(w);
+        if let Some(fd) = ctx.sig_evfd.get() {
+            let one = 1u64;
+            // SAFETY: writing 8 bytes from a u64 to the ring's eventfd.
+            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
     Ok(())
 }
 
@@ -387,3 +432,4 @@ fn dispatch(r: &Reactor, key: u64, revents: u32) {
         None => {}
     }
 }
+

@@ -89,6 +89,15 @@ pub(crate) fn futex_wait_until(word: &AtomicU32, val: u32, deadline: &libc::time
     }
 }
 
+/// The one-shot registrations a harvester of `ctx` may watch directly, or
+/// an empty list (watch the epoll instance).
+fn direct_list<'a>(ctx: &Ctx, buf: &'a mut [super::reactor::Direct; super::reactor::MAX_DIRECT]) -> &'a [super::reactor::Direct] {
+    match super::ops::poll::direct_watch(ctx, buf) {
+        Some(n) => &buf[..n],
+        None => &[],
+    }
+}
+
 impl Ctx {
     /// True when fewer than `min` CQEs are ready after an overflow flush.
     pub fn needs_wait(&self, min: u32) -> bool {
@@ -170,6 +179,7 @@ impl Ctx {
     ) -> Result<(), Errno> {
         let efd = self.sig_eventfd()?;
         let mut events = super::reactor::Events::default();
+        let mut direct = [super::reactor::Direct::default(); super::reactor::MAX_DIRECT];
         loop {
             self.run_deferred();
             self.flush_overflow();
@@ -196,7 +206,7 @@ impl Ctx {
             let maskp = mask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t);
             let mut got = 0;
             let err = match poller {
-                Some(p) => match p.sleep(efd, Some(&rel), mask, &mut events) {
+                Some(p) => match p.sleep(efd, direct_list(self, &mut direct), Some(&rel), mask, &mut events) {
                     Ok(n) => {
                         got = n;
                         None

@@ -199,6 +199,23 @@ fn retry(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     }
 }
 
+/// Fills `out` with the ring's armed registrations if there are few enough
+/// and every one is one-shot (a harvester may then `ppoll` them itself);
+/// returns how many, or None.
+pub(crate) fn direct_watch(ctx: &Ctx, out: &mut [reactor::Direct; reactor::MAX_DIRECT]) -> Option<usize> {
+    let table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    if table.armed.is_empty() || table.armed.len() > out.len() {
+        return None;
+    }
+    for (slot, (&key, a)) in out.iter_mut().zip(table.armed.iter()) {
+        if a.events & libc::EPOLLONESHOT as u32 == 0 {
+            return None;
+        }
+        *slot = reactor::Direct { fd: a.fd.as_raw_fd(), key, events: a.events & (0xffff | UNMASK) };
+    }
+    Some(table.armed.len())
+}
+
 /// Takes up to `max` armed requests (polls and waiting reads/writes) that
 /// `spec` matches out of the reactor.
 #[allow(clippy::vec_box)] // the boxes move on to the completion path unchanged
