@@ -400,3 +400,63 @@ scenario!(cancel_interrupts_a_splice_blocked_in_a_worker, |ring, c| {
     drop(f);
     got
 });
+
+// More armed polls than a waiter watches directly (it then sleeps on the
+// epoll instance), and a multishot one among one-shots.
+scenario!(waiter_with_many_armed_polls_and_a_multishot, |ring, c| {
+    let pipes: Vec<Pipe> = (0..10).map(|_| Pipe::new(0)).collect();
+    for (i, p) in pipes.iter().enumerate() {
+        push!(ring, c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(i as u64));
+    }
+    let m = Pipe::new(0);
+    push!(ring, c::opcode::PollAdd::new(c::types::Fd(m.r), IN).multi(true).build().user_data(100));
+    ring.submit().unwrap();
+    let r = &ring;
+    let mut got = std::thread::scope(|s| {
+        let t = s.spawn(move || {
+            let mut n = Vec::new();
+            for _ in 0..4 {
+                n.push(enter_res(r.submit_and_wait(1)));
+            }
+            n
+        });
+        for p in pipes.iter().take(3) {
+            std::thread::sleep(Duration::from_millis(5));
+            p.put(b"x");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        m.put(b"y");
+        t.join().unwrap()
+    });
+    got.truncate(0);
+    got.extend(reap!(ring, 4));
+    for p in pipes.iter().skip(3) {
+        p.put(b"z");
+    }
+    got.extend(sorted(reap!(ring, 7)));
+    push!(ring, c::opcode::PollRemove::new(100).build().user_data(200));
+    got.extend(sorted(reap!(ring, 2)));
+    sorted(got)
+});
+
+// A waiter watching polls directly leaves (timeout) with polls armed; the
+// next waiter, and the reactor in between, still see their readiness.
+scenario!(polls_survive_waiters_coming_and_going, |ring, c| {
+    let p = Pipe::new(0);
+    let q = Pipe::new(0);
+    push!(
+        ring,
+        c::opcode::PollAdd::new(c::types::Fd(p.r), IN).build().user_data(1),
+        c::opcode::PollAdd::new(c::types::Fd(q.r), IN).build().user_data(2),
+    );
+    let ts = c::types::Timespec::new().nsec(10_000_000);
+    let args = c::types::SubmitArgs::new().timespec(&ts);
+    let mut got = vec![enter_res(ring.submitter().submit_with_args(1, &args))];
+    p.put(b"x");
+    got.extend(spin_for!(ring, 1));
+    got.push(enter_res(ring.submitter().submit_with_args(1, &args)));
+    q.put(b"y");
+    got.push(enter_res(ring.submit_and_wait(1)));
+    got.extend(ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+    got
+});

@@ -114,15 +114,27 @@ impl RingPoller {
         }
     }
 
-    /// A harvester stops: the last one switches the reactor thread's watch
-    /// back on if polls are armed (EPOLL_CTL_MOD queues the poller at once
-    /// if events are pending, so nothing left behind waits); if none is,
-    /// the next [`add`] does.
-    pub fn leave(&self) {
-        let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
-        w.harvesters -= 1;
-        self.rewatch(&mut w);
+    /// A harvester stops: the last one puts the polls harvesters watched
+    /// directly back into the epoll instance and switches the reactor
+    /// thread's watch back on if polls are armed (EPOLL_CTL_ADD and _MOD
+    /// queue what is already ready, so nothing left behind waits); if none
+    /// is, the next [`add`] does.
+    pub fn leave(&self, ctx: &Ctx) {
+        let last = {
+            let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+            w.harvesters -= 1;
+            w.harvesters == 0
+        };
+        if last {
+            // Not under the watch lock (arming takes the poll table's lock,
+            // then the watch's). A harvester that joins meanwhile may take
+            // polls out again: it watches them, and puts them back itself.
+            super::ops::poll::reregister_all(ctx);
+        }
+        self.rewatch(&mut self.watch.lock().unwrap_or_else(|e| e.into_inner()));
     }
+
+
 
     /// With no harvester and polls armed, makes sure the reactor watches.
     fn rewatch(&self, w: &mut Watch) {
@@ -379,17 +391,40 @@ pub(crate) fn modify(ctx: &Ctx, key: u64, fd: i32, events: u32) -> Result<(), Er
     Ok(())
 }
 
-/// Removes a ring's registration. The caller closes `fd` afterwards.
-pub(crate) fn remove(ctx: &Ctx, key: u64, fd: i32) {
+/// Removes a ring's armed poll (`registered`: its fd is in the ring's epoll
+/// instance, see [`unregister`]). The caller closes `fd` afterwards.
+pub(crate) fn remove(ctx: &Ctx, key: u64, fd: i32, registered: bool) {
     if let Some(p) = ctx.poller.get() {
-        // SAFETY: EPOLL_CTL_DEL ignores the event argument.
-        if unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) } == 0 {
-            p.armed.fetch_sub(1, Ordering::AcqRel);
+        if registered {
+            // SAFETY: EPOLL_CTL_DEL ignores the event argument.
+            unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) };
         }
+        p.armed.fetch_sub(1, Ordering::AcqRel);
     }
     if let Some(r) = REACTOR.peek() {
         r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     }
+}
+
+/// Takes an armed one-shot poll's fd out of the ring's epoll instance while
+/// a harvester watches it directly (so that completing it costs no
+/// EPOLL_CTL_DEL after the wake-up). True when done.
+pub(crate) fn unregister(ctx: &Ctx, fd: i32) -> bool {
+    let Some(p) = ctx.poller.get() else { return false };
+    // SAFETY: EPOLL_CTL_DEL ignores the event argument.
+    unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, core::ptr::null_mut()) == 0 }
+}
+
+/// Puts an armed poll [`unregister`] took out back into the ring's epoll
+/// instance (EPOLL_CTL_ADD queues it at once if it is ready).
+pub(crate) fn reregister(ctx: &Ctx, key: u64, fd: i32, events: u32) -> Result<(), Errno> {
+    let p = ctx.poller.get().ok_or(Errno(libc::ENOENT))?;
+    let mut ev = libc::epoll_event { events, u64: key };
+    // SAFETY: ev is a valid epoll_event; fd and the poller's epfd are open.
+    if unsafe { libc::epoll_ctl(p.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
 }
 
 fn run(r: &'static Reactor) {

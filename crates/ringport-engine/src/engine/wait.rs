@@ -128,7 +128,7 @@ impl Ctx {
                 }
                 let r = self.wait_ppoll(min, &deadline, mask.as_ref(), poller.map(|p| &**p), timeouts);
                 if let Some(p) = poller {
-                    p.leave();
+                    p.leave(self);
                 }
                 r
             }

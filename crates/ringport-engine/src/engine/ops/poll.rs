@@ -48,6 +48,9 @@ struct Armed {
     /// EPOLL* bits registered.
     events: u32,
     kind: Kind,
+    /// `fd` is in the ring's epoll instance (a harvester may have taken it
+    /// out to watch it directly; see `direct_watch`).
+    registered: bool,
 }
 
 /// A ring's armed polls, by reactor key.
@@ -136,7 +139,7 @@ fn arm_key(ctx: &Arc<Ctx>, req: Box<Req>, events: u32, kind: Kind) -> Result<(),
     if let Err(e) = reactor::add(ctx, key, fd.as_raw_fd(), events, ready) {
         return Err((req, e));
     }
-    table.armed.insert(key, Armed { req, fd, events, kind });
+    table.armed.insert(key, Armed { req, fd, events, kind, registered: true });
     Ok(())
 }
 
@@ -181,12 +184,12 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     // The registration was one-shot: it cannot fire again, so it is taken
     // down after the completion. (Left in place, disabled, it would stay on
     // the file's wait queue and slow every later wake-up and EPOLL_CTL_ADD.)
-    let fd = a.fd;
+    let (fd, registered) = (a.fd, a.registered);
     match a.kind {
         Kind::Poll => submit::complete_elsewhere(ctx, a.req, mask as i32),
         Kind::Retry => retry(ctx, a.req),
     }
-    reactor::remove(ctx, key, fd.as_raw_fd());
+    reactor::remove(ctx, key, fd.as_raw_fd(), registered);
     drop(fd);
 }
 
@@ -203,17 +206,53 @@ fn retry(ctx: &Arc<Ctx>, mut req: Box<Req>) {
 /// and every one is one-shot (a harvester may then `ppoll` them itself);
 /// returns how many, or None.
 pub(crate) fn direct_watch(ctx: &Ctx, out: &mut [reactor::Direct; reactor::MAX_DIRECT]) -> Option<usize> {
-    let table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
     if table.armed.is_empty() || table.armed.len() > out.len() {
         return None;
     }
-    for (slot, (&key, a)) in out.iter_mut().zip(table.armed.iter()) {
-        if a.events & libc::EPOLLONESHOT as u32 == 0 {
-            return None;
+    if table.armed.values().any(|a| a.events & libc::EPOLLONESHOT as u32 == 0) {
+        return None;
+    }
+    // Out of the epoll instance while watched directly: completing them then
+    // costs no EPOLL_CTL_DEL after the wake-up. The last harvester to leave
+    // puts back what is still armed (RingPoller::leave).
+    for (slot, (&key, a)) in out.iter_mut().zip(table.armed.iter_mut()) {
+        if a.registered && reactor::unregister(ctx, a.fd.as_raw_fd()) {
+            a.registered = false;
         }
         *slot = reactor::Direct { fd: a.fd.as_raw_fd(), key, events: a.events & (0xffff | UNMASK) };
     }
     Some(table.armed.len())
+}
+
+/// Puts every armed poll a harvester took out back into the ring's epoll
+/// instance (the last harvester leaving). One that cannot be put back
+/// completes with the error rather than wait unwatched.
+pub(crate) fn reregister_all(ctx: &Ctx) {
+    let mut failed = Vec::new();
+    {
+        let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+        for (&key, a) in table.armed.iter_mut().filter(|(_, a)| !a.registered) {
+            match reactor::reregister(ctx, key, a.fd.as_raw_fd(), a.events) {
+                Ok(()) => a.registered = true,
+                Err(e) => failed.push((key, e)),
+            }
+        }
+        for (key, _) in &failed {
+            if let Some(a) = table.armed.get_mut(key) {
+                // Marked registered so that taking it out skips the DEL.
+                a.registered = false;
+            }
+        }
+    }
+    let Some(me) = ctx.self_arc() else { return };
+    for (key, e) in failed {
+        let taken = ctx.polls.lock().unwrap_or_else(|e| e.into_inner()).armed.remove(&key);
+        if let Some(a) = taken {
+            reactor::remove(ctx, key, a.fd.as_raw_fd(), false);
+            submit::complete_elsewhere(&me, a.req, e.neg());
+        }
+    }
 }
 
 /// Takes up to `max` armed requests (polls and waiting reads/writes) that
@@ -231,7 +270,7 @@ pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
         if let Some(a) = table.armed.remove(&key) {
-            reactor::remove(ctx, key, a.fd.as_raw_fd());
+            reactor::remove(ctx, key, a.fd.as_raw_fd(), a.registered);
             out.push(a.req);
         }
     }
@@ -249,7 +288,7 @@ pub(crate) fn take(ctx: &Ctx, user_data: u64, any_kind: bool) -> Option<Box<Req>
         .map(|(k, _)| *k)?;
     let a = table.armed.remove(&key)?;
     drop(table);
-    reactor::remove(ctx, key, a.fd.as_raw_fd());
+    reactor::remove(ctx, key, a.fd.as_raw_fd(), a.registered);
     Some(a.req)
 }
 
@@ -277,8 +316,12 @@ pub(crate) fn issue_poll_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue 
         if let OpData::PollAdd(p) = &mut a.req.data {
             p.events = ev;
         }
-        if let Err(e) = reactor::modify(ctx, key, a.fd.as_raw_fd(), a.events) {
-            return Issue::Done(e.neg(), 0);
+        // (Unregistered, a harvester watches it with the new events, and
+        // leaving puts it back with them.)
+        if a.registered {
+            if let Err(e) = reactor::modify(ctx, key, a.fd.as_raw_fd(), a.events) {
+                return Issue::Done(e.neg(), 0);
+            }
         }
     }
     Issue::Done(0, 0)
