@@ -33,7 +33,7 @@
 //!
 //! [`handler::serve_raw`]: crate::handler
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Rewriting is on (set from `RINGPORT_REWRITE` at install).
 pub static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -57,20 +57,31 @@ pub extern "C" fn ringport_preload_rewritten_sites() -> libc::c_ulong {
 /// trapped with the program about to resume at `resume`: rewrites that call
 /// site if it can.
 pub fn after_trap(resume: u64) {
-    if !ENABLED.load(Ordering::Relaxed) {
+    if !ENABLED.load(Ordering::Relaxed) || SKIP.iter().any(|s| s.load(Ordering::Relaxed) == resume) {
         return;
     }
     if BUSY.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if x86::rewrite(resume) {
-        SITES.fetch_add(1, Ordering::Relaxed);
-    }
+    let done = x86::rewrite(resume);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = resume;
+    let done = false;
+    if done {
+        SITES.fetch_add(1, Ordering::Relaxed);
+    } else {
+        // Not a site we can rewrite: remember it, so that its next traps
+        // skip the look (a read of program memory, a system call).
+        let i = SKIP_NEXT.fetch_add(1, Ordering::Relaxed) % SKIP.len();
+        SKIP[i].store(resume, Ordering::Relaxed);
+    }
     BUSY.store(false, Ordering::Release);
 }
+
+/// Resume addresses of sites found not rewritable (a small ring; a site
+/// that falls out is just looked at again).
+static SKIP: [AtomicU64; 32] = [const { AtomicU64::new(0) }; 32];
+static SKIP_NEXT: AtomicUsize = AtomicUsize::new(0);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
