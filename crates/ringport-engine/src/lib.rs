@@ -28,6 +28,7 @@
 pub use ringport_abi as abi;
 mod api;
 mod engine;
+pub mod rawsys;
 pub mod sys;
 
 pub use api::{cqueue, opcode, register, squeue, types, Builder, IoUring, Parameters, Probe, Ring, Submitter};

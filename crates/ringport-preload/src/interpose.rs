@@ -124,49 +124,9 @@ pub unsafe fn real_syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long,
 }
 
 /// System call `nr` by the architecture's own instruction: the value, or
-/// `-errno`.
-///
-/// # Safety
-/// As the system call.
-#[cfg(target_arch = "x86_64")]
-unsafe fn raw_syscall(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
-    let r: libc::c_long;
-    // SAFETY: the syscall instruction with the kernel's x86_64 convention
-    // (number in rax, arguments in rdi rsi rdx r10 r8 r9; rcx and r11
-    // clobbered); memory effects are the caller's system call's.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") nr => r,
-            in("rdi") a[0], in("rsi") a[1], in("rdx") a[2], in("r10") a[3], in("r8") a[4], in("r9") a[5],
-            lateout("rcx") _, lateout("r11") _,
-            options(nostack),
-        );
-    }
-    r
-}
-
-/// System call `nr` by the architecture's own instruction: the value, or
-/// `-errno`.
-///
-/// # Safety
-/// As the system call.
-#[cfg(target_arch = "aarch64")]
-unsafe fn raw_syscall(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
-    let r: libc::c_long;
-    // SAFETY: `svc 0` with the kernel's aarch64 convention (number in x8,
-    // arguments and result in x0..x5); memory effects are the caller's
-    // system call's.
-    unsafe {
-        core::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a[0] => r, in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4], in("x5") a[5],
-            options(nostack),
-        );
-    }
-    r
-}
+/// `-errno` (the engine's, shared).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use ringport_engine::rawsys::syscall6 as raw_syscall;
 
 /// No system call instruction for this architecture here: ENOSYS.
 ///

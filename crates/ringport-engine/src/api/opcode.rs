@@ -1169,42 +1169,53 @@ impl RecvMulti {
     }
 }
 
-/// `IORING_OP_SENDMSG`: `sendmsg(2)`.
-#[derive(Clone, Copy, Debug)]
-pub struct SendMsg {
-    fd: Target,
-    msg: *const libc::msghdr,
-    ioprio: u16,
-    flags: u32,
+/// SENDMSG and SENDMSG_ZC: the same fields and SQE, two opcodes.
+macro_rules! sendmsg_op {
+    ($(#[$doc:meta])* $name:ident, $code:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name {
+            fd: Target,
+            msg: *const libc::msghdr,
+            ioprio: u16,
+            flags: u32,
+        }
+
+        impl $name {
+            /// The opcode.
+            pub const CODE: u8 = raw_op::$code as u8;
+            /// Sends the message `msg` describes.
+            pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr) -> $name {
+                $name { fd: fd.into(), msg, ioprio: 0, flags: 0 }
+            }
+            /// The op's own flags (`IORING_RECVSEND_*`).
+            pub fn ioprio(mut self, ioprio: u16) -> $name {
+                self.ioprio = ioprio;
+                self
+            }
+            /// `MSG_*` flags.
+            pub fn flags(mut self, flags: u32) -> $name {
+                self.flags = flags;
+                self
+            }
+            /// The SQE.
+            pub fn build(self) -> Entry {
+                let mut e = on_target(Self::CODE, self.fd);
+                e.0.ioprio = self.ioprio;
+                e.0.__bindgen_anon_2.addr = self.msg as u64;
+                e.0.len = 1;
+                e.0.__bindgen_anon_3.msg_flags = self.flags;
+                e
+            }
+        }
+    };
 }
 
-impl SendMsg {
-    /// The opcode.
-    pub const CODE: u8 = raw_op::IORING_OP_SENDMSG as u8;
-    /// Sends the message `msg` describes.
-    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr) -> SendMsg {
-        SendMsg { fd: fd.into(), msg, ioprio: 0, flags: 0 }
-    }
-    /// The op's own flags (`IORING_RECVSEND_*`).
-    pub fn ioprio(mut self, ioprio: u16) -> SendMsg {
-        self.ioprio = ioprio;
-        self
-    }
-    /// `MSG_*` flags.
-    pub fn flags(mut self, flags: u32) -> SendMsg {
-        self.flags = flags;
-        self
-    }
-    /// The SQE.
-    pub fn build(self) -> Entry {
-        let mut e = on_target(Self::CODE, self.fd);
-        e.0.ioprio = self.ioprio;
-        e.0.__bindgen_anon_2.addr = self.msg as u64;
-        e.0.len = 1;
-        e.0.__bindgen_anon_3.msg_flags = self.flags;
-        e
-    }
-}
+sendmsg_op!(
+    /// `IORING_OP_SENDMSG`: `sendmsg(2)`.
+    SendMsg,
+    IORING_OP_SENDMSG
+);
 
 /// `IORING_OP_RECVMSG`: `recvmsg(2)`.
 #[derive(Clone, Copy, Debug)]
@@ -1631,39 +1642,8 @@ impl SendZc {
     }
 }
 
-/// `IORING_OP_SENDMSG_ZC`: [`SendMsg`] with a notification CQE, as [`SendZc`].
-#[derive(Clone, Copy, Debug)]
-pub struct SendMsgZc {
-    fd: Target,
-    msg: *const libc::msghdr,
-    ioprio: u16,
-    flags: u32,
-}
-
-impl SendMsgZc {
-    /// The opcode.
-    pub const CODE: u8 = raw_op::IORING_OP_SENDMSG_ZC as u8;
-    /// Sends the message `msg` describes.
-    pub fn new(fd: impl Into<Target>, msg: *const libc::msghdr) -> SendMsgZc {
-        SendMsgZc { fd: fd.into(), msg, ioprio: 0, flags: 0 }
-    }
-    /// The op's own flags.
-    pub fn ioprio(mut self, ioprio: u16) -> SendMsgZc {
-        self.ioprio = ioprio;
-        self
-    }
-    /// `MSG_*` flags.
-    pub fn flags(mut self, flags: u32) -> SendMsgZc {
-        self.flags = flags;
-        self
-    }
-    /// The SQE.
-    pub fn build(self) -> Entry {
-        let mut e = on_target(Self::CODE, self.fd);
-        e.0.ioprio = self.ioprio;
-        e.0.__bindgen_anon_2.addr = self.msg as u64;
-        e.0.len = 1;
-        e.0.__bindgen_anon_3.msg_flags = self.flags;
-        e
-    }
-}
+sendmsg_op!(
+    /// `IORING_OP_SENDMSG_ZC`: [`SendMsg`] with a notification CQE, as [`SendZc`].
+    SendMsgZc,
+    IORING_OP_SENDMSG_ZC
+);

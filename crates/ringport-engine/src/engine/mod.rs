@@ -17,7 +17,6 @@ pub(crate) mod opdef;
 pub(crate) mod ops;
 pub(crate) mod register;
 pub(crate) mod reactor;
-pub(crate) mod rawsys;
 pub(crate) mod registry;
 pub(crate) mod ring;
 pub(crate) mod setup;

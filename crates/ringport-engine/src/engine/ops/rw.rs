@@ -378,7 +378,7 @@ fn rw_syscall(write: bool, fd: i32, iov: &[libc::iovec], off: i64, flags: i32) -
     // SAFETY: the iovecs point at program memory; the kernel checks every
     // address and answers EFAULT for bad ones. On 64-bit Linux the offset
     // travels whole in the low half and the high half is 0 (-1 = position).
-    let r = unsafe { crate::engine::rawsys::syscall6(nr, args) };
+    let r = unsafe { crate::rawsys::syscall6(nr, args) };
     if r < 0 {
         // SAFETY: errno is this thread's.
         unsafe { *libc::__errno_location() = -r as i32 };

@@ -1,7 +1,8 @@
 //! System calls made with the architecture's own instruction, for the hot
 //! paths (a read's `preadv2`): no libc wrapper, and no detour through an
 //! interposed `syscall()` (the interception library exports one, which the
-//! engine inside it would otherwise call for its own system calls).
+//! engine inside it would otherwise call for its own system calls; the
+//! library uses this too, for the calls it must make past its own filter).
 
 /// System call `nr` with six arguments. Returns the kernel's value:
 /// the result, or `-errno`.
@@ -10,7 +11,7 @@
 /// As the system call.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+pub unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
     let r: libc::c_long;
     // SAFETY: the kernel's x86_64 convention (number in rax, arguments in
     // rdi, rsi, rdx, r10, r8, r9; rcx and r11 clobbered); memory effects are
@@ -33,7 +34,7 @@ pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c
 /// As the system call.
 #[cfg(target_arch = "aarch64")]
 #[inline]
-pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+pub unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
     let r: libc::c_long;
     // SAFETY: the kernel's aarch64 convention (number in x8, arguments and
     // result in x0..x5).
@@ -54,7 +55,7 @@ pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c
 /// # Safety
 /// As the system call.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+pub unsafe fn syscall6(nr: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
     // SAFETY: the caller's system call.
     let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
     if r < 0 {
