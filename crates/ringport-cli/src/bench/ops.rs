@@ -107,91 +107,59 @@ fn full() -> io::Error {
     io::Error::other("submission queue full (ring sized too small)")
 }
 
-impl Uring for ringport::Ring {
-    #[inline]
-    unsafe fn push_with(&mut self, n: usize, mut make: impl FnMut(usize) -> (Op, u64)) -> io::Result<()> {
-        use ringport::opcode;
-        use ringport::types::Fd;
-        let mut sq = self.submission();
-        for i in 0..n {
-            let (op, ud) = make(i);
-            let e = match op {
-                Op::Nop => opcode::Nop::new().build(),
-                Op::Read { fd, buf, len, off } => opcode::Read::new(Fd(fd), buf, len).offset(off).build(),
-                Op::Write { fd, buf, len, off } => opcode::Write::new(Fd(fd), buf, len).offset(off).build(),
-                Op::Fsync { fd } => opcode::Fsync::new(Fd(fd)).build(),
-                Op::PollAdd { fd, events } => opcode::PollAdd::new(Fd(fd), events).build(),
-                // SAFETY: the caller keeps `spec` valid until reaped.
-                Op::Timeout { spec } => opcode::Timeout::new(unsafe { &(*spec).ringport }).build(),
+/// The queue backends: ringport's API and the `io-uring` crate have the
+/// same shape, so one body serves both (`$spec` is the TimerSpec field in
+/// the crate's own Timespec type).
+macro_rules! uring_impl {
+    ($ring:ty, $krate:ident, $spec:ident) => {
+        impl Uring for $ring {
+            #[inline]
+            unsafe fn push_with(&mut self, n: usize, mut make: impl FnMut(usize) -> (Op, u64)) -> io::Result<()> {
+                use $krate::opcode;
+                use $krate::types::Fd;
+                let mut sq = self.submission();
+                for i in 0..n {
+                    let (op, ud) = make(i);
+                    let e = match op {
+                        Op::Nop => opcode::Nop::new().build(),
+                        Op::Read { fd, buf, len, off } => opcode::Read::new(Fd(fd), buf, len).offset(off).build(),
+                        Op::Write { fd, buf, len, off } => opcode::Write::new(Fd(fd), buf, len).offset(off).build(),
+                        Op::Fsync { fd } => opcode::Fsync::new(Fd(fd)).build(),
+                        Op::PollAdd { fd, events } => opcode::PollAdd::new(Fd(fd), events).build(),
+                        // SAFETY: the caller keeps `spec` valid until reaped.
+                        Op::Timeout { spec } => opcode::Timeout::new(unsafe { &(*spec).$spec }).build(),
+                    }
+                    .user_data(ud);
+                    // SAFETY: the caller keeps the op's buffers valid until reaped.
+                    unsafe { sq.push(&e).map_err(|_| full())? };
+                }
+                Ok(())
             }
-            .user_data(ud);
-            // SAFETY: the caller keeps the op's buffers valid until reaped.
-            unsafe { sq.push(&e).map_err(|_| full())? };
+            #[inline]
+            fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
+                <$ring>::submit_and_wait(self, want)
+            }
+            #[inline]
+            fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize> {
+                let ts = $krate::types::Timespec::from(limit);
+                let args = $krate::types::SubmitArgs::new().timespec(&ts);
+                self.submitter().submit_with_args(want, &args)
+            }
+            #[inline]
+            fn reap(&mut self, mut f: impl FnMut(u64, i32)) -> usize {
+                let mut n = 0;
+                for c in self.completion() {
+                    f(c.user_data(), c.result());
+                    n += 1;
+                }
+                n
+            }
         }
-        Ok(())
-    }
-    #[inline]
-    fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
-        ringport::Ring::submit_and_wait(self, want)
-    }
-    #[inline]
-    fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize> {
-        self.submitter().submit_with_timeout(want, limit)
-    }
-    #[inline]
-    fn reap(&mut self, mut f: impl FnMut(u64, i32)) -> usize {
-        let mut n = 0;
-        for c in self.completion() {
-            f(c.user_data(), c.result());
-            n += 1;
-        }
-        n
-    }
+    };
 }
 
-impl Uring for io_uring::IoUring {
-    #[inline]
-    unsafe fn push_with(&mut self, n: usize, mut make: impl FnMut(usize) -> (Op, u64)) -> io::Result<()> {
-        use io_uring::opcode;
-        use io_uring::types::Fd;
-        let mut sq = self.submission();
-        for i in 0..n {
-            let (op, ud) = make(i);
-            let e = match op {
-                Op::Nop => opcode::Nop::new().build(),
-                Op::Read { fd, buf, len, off } => opcode::Read::new(Fd(fd), buf, len).offset(off).build(),
-                Op::Write { fd, buf, len, off } => opcode::Write::new(Fd(fd), buf, len).offset(off).build(),
-                Op::Fsync { fd } => opcode::Fsync::new(Fd(fd)).build(),
-                Op::PollAdd { fd, events } => opcode::PollAdd::new(Fd(fd), events).build(),
-                // SAFETY: the caller keeps `spec` valid until reaped.
-                Op::Timeout { spec } => opcode::Timeout::new(unsafe { &(*spec).kernel }).build(),
-            }
-            .user_data(ud);
-            // SAFETY: the caller keeps the op's buffers valid until reaped.
-            unsafe { sq.push(&e).map_err(|_| full())? };
-        }
-        Ok(())
-    }
-    #[inline]
-    fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
-        io_uring::IoUring::submit_and_wait(self, want)
-    }
-    #[inline]
-    fn submit_and_wait_for(&mut self, want: usize, limit: Duration) -> io::Result<usize> {
-        let ts = io_uring::types::Timespec::from(limit);
-        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
-        self.submitter().submit_with_args(want, &args)
-    }
-    #[inline]
-    fn reap(&mut self, mut f: impl FnMut(u64, i32)) -> usize {
-        let mut n = 0;
-        for c in self.completion() {
-            f(c.user_data(), c.result());
-            n += 1;
-        }
-        n
-    }
-}
+uring_impl!(ringport::Ring, ringport, ringport);
+uring_impl!(io_uring::IoUring, io_uring, kernel);
 
 /// Runs `op` with a blocking system call; returns the result as a CQE
 /// would carry it (a count, the ready poll events, or `-errno`; a timer

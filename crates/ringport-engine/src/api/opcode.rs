@@ -1340,29 +1340,41 @@ impl AcceptMulti {
     }
 }
 
-/// `IORING_OP_CONNECT`: `connect(2)`.
-#[derive(Clone, Copy, Debug)]
-pub struct Connect {
-    fd: Target,
-    addr: *const libc::sockaddr,
-    addrlen: libc::socklen_t,
+/// CONNECT and BIND: an fd and a socket address, two opcodes.
+macro_rules! sockaddr_op {
+    ($(#[$doc:meta])* $name:ident, $code:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name {
+            fd: Target,
+            addr: *const libc::sockaddr,
+            addrlen: libc::socklen_t,
+        }
+
+        impl $name {
+            /// The opcode.
+            pub const CODE: u8 = raw_op::$code as u8;
+            #[doc = $what]
+            pub fn new(fd: impl Into<Target>, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> $name {
+                $name { fd: fd.into(), addr, addrlen }
+            }
+            /// The SQE.
+            pub fn build(self) -> Entry {
+                let mut e = on_target(Self::CODE, self.fd);
+                e.0.__bindgen_anon_2.addr = self.addr as u64;
+                e.0.__bindgen_anon_1.off = self.addrlen as u64;
+                e
+            }
+        }
+    };
 }
 
-impl Connect {
-    /// The opcode.
-    pub const CODE: u8 = raw_op::IORING_OP_CONNECT as u8;
-    /// Connects to `addr`.
-    pub fn new(fd: impl Into<Target>, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> Connect {
-        Connect { fd: fd.into(), addr, addrlen }
-    }
-    /// The SQE.
-    pub fn build(self) -> Entry {
-        let mut e = on_target(Self::CODE, self.fd);
-        e.0.__bindgen_anon_2.addr = self.addr as u64;
-        e.0.__bindgen_anon_1.off = self.addrlen as u64;
-        e
-    }
-}
+sockaddr_op!(
+    /// `IORING_OP_CONNECT`: `connect(2)`.
+    Connect,
+    IORING_OP_CONNECT,
+    "Connects to `addr`."
+);
 
 /// `IORING_OP_SOCKET`: `socket(2)`, optionally into a registered slot.
 #[derive(Clone, Copy, Debug)]
@@ -1523,30 +1535,12 @@ impl RecvMsgMulti {
     }
 }
 
-/// `IORING_OP_BIND`: `bind(2)`.
-#[derive(Clone, Copy, Debug)]
-pub struct Bind {
-    fd: Target,
-    addr: *const libc::sockaddr,
-    addrlen: libc::socklen_t,
-}
-
-impl Bind {
-    /// The opcode.
-    pub const CODE: u8 = raw_op::IORING_OP_BIND as u8;
-    /// Binds to `addr`.
-    pub fn new(fd: impl Into<Target>, addr: *const libc::sockaddr, addrlen: libc::socklen_t) -> Bind {
-        Bind { fd: fd.into(), addr, addrlen }
-    }
-    /// The SQE.
-    pub fn build(self) -> Entry {
-        let mut e = on_target(Self::CODE, self.fd);
-        e.0.__bindgen_anon_2.addr = self.addr as u64;
-        e.0.__bindgen_anon_1.off = self.addrlen as u64;
-        e
-    }
-}
-
+sockaddr_op!(
+    /// `IORING_OP_BIND`: `bind(2)`.
+    Bind,
+    IORING_OP_BIND,
+    "Binds to `addr`."
+);
 /// `IORING_OP_LISTEN`: `listen(2)`.
 #[derive(Clone, Copy, Debug)]
 pub struct Listen {
