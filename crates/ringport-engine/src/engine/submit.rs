@@ -370,9 +370,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         let before = chain_len(&req);
         let outcome = loop {
             wq::set_running(ctx, &req);
-            let window = wq::Interruptible::new();
             let outcome = issue_once(ctx, &mut req, Mode::Block);
-            drop(window);
             let cancelled = wq::clear_running();
             // EINTR without a cancel: the interrupt was meant for this
             // worker's previous request; the call had no effect, so again.

@@ -12,7 +12,7 @@
 //! returns EINTR; the cancel itself answers -EALREADY, as on Linux. The
 //! signal is [`intr_signal`], given a do-nothing handler (no SA_RESTART) when
 //! the first worker starts, and only if the program has left it at SIG_DFL;
-//! workers unblock it only while they run a request. A signal can reach the
+//! workers keep it unblocked (every other signal blocked). A signal can reach the
 //! thread just before its call starts sleeping and be missed, so the timer
 //! thread sends it again, at growing intervals, while the request runs. A
 //! request that was *not* cancelled and still got EINTR (the signal was meant
@@ -156,29 +156,6 @@ fn intr_handler() -> bool {
     ok
 }
 
-/// While alive, the worker's blocking call may be interrupted by
-/// [`intr_signal`] (unblocked only once the handler exists).
-pub(crate) struct Interruptible(bool);
-
-impl Interruptible {
-    /// Opens the window (on a worker thread, when the handler is installed).
-    pub(crate) fn new() -> Interruptible {
-        let on = current_is_worker() && INTR_STATE.load(std::sync::atomic::Ordering::Acquire) == 1;
-        if on {
-            intr_mask(libc::SIG_UNBLOCK);
-        }
-        Interruptible(on)
-    }
-}
-
-impl Drop for Interruptible {
-    fn drop(&mut self) {
-        if self.0 {
-            intr_mask(libc::SIG_BLOCK);
-        }
-    }
-}
-
 fn intr_mask(how: libc::c_int) {
     // SAFETY: a local sigset holding one signal; this thread's mask only.
     unsafe {
@@ -300,6 +277,13 @@ fn worker() {
     if INTR_STATE.load(std::sync::atomic::Ordering::Acquire) == 0 {
         let _g = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
         intr_handler();
+    }
+    // Unblocked for the worker's whole life (not per request: that would be
+    // two system calls on every punted request). Only our cancels send it;
+    // one that lands on a later request's call makes it EINTR, which
+    // run_in_worker re-issues.
+    if INTR_STATE.load(std::sync::atomic::Ordering::Acquire) == 1 {
+        intr_mask(libc::SIG_UNBLOCK);
     }
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.next_worker += 1;
