@@ -167,6 +167,20 @@ pub fn io_uring_ready_fd(fd: i32, ring: Option<(u64, u64)>) -> i32 {
 /// worker, or inside the library's SIGSYS handler) never traps.
 pub const CLOSE_BYPASS: u32 = 0x5250_4f52; // "RPOR"
 
+pub use crate::engine::wait::SleepGate;
+
+/// Puts `gate` around the sleep of every later CQ wait (`io_uring_enter`
+/// with `IORING_ENTER_GETEVENTS` that finds too few CQEs). For an embedder
+/// that serves io_uring calls with signals unblocked and defers the
+/// program's handlers while the engine runs: the gate blocks signals
+/// before the sleep, says whether one is already pending (the wait then
+/// returns `EINTR`, as the kernel's does), and gives the mask to sleep
+/// with, swapped in atomically by `ppoll`. A wait that never sleeps costs
+/// nothing.
+pub fn set_sleep_gate(gate: &'static SleepGate) {
+    crate::engine::wait::set_sleep_gate(gate);
+}
+
 /// True when `fd` is a ring served by ringport.
 pub fn is_ring_fd(fd: i32) -> bool {
     registry::is_ring(fd)

@@ -6,19 +6,19 @@
 //! writes it where the program's `syscall` instruction leaves it, the
 //! interposer returns it with libc's convention (`-1` and `errno`).
 //!
-//! Both run the engine in the same conditions: every signal but SIGSYS
-//! blocked (the handler by its `sa_mask`, the interposer by
-//! `rt_sigprocmask` around the call), cancellation disabled, `errno`
-//! preserved, and a CQ wait given the mask the program had at the call.
+//! Both run the engine in the same conditions: no handler of the
+//! program's runs while the engine does (the trap by its `sa_mask`, which
+//! blocks every signal but SIGSYS; the direct paths by deferring them,
+//! `signals.rs`), cancellation disabled, `errno` preserved, and a CQ wait
+//! that sleeps does so with the program's mask, so a signal ends it with
+//! `EINTR`.
 //!
 //! See `docs/INTERCEPTION.md` for the signal-context rule this code follows.
-//! In short: the handler runs with every signal blocked except SIGSYS
-//! (`sa_mask`, `SA_NODEFER`), so nothing interrupts the engine while it
-//! holds a lock or allocates; a trap is synchronous, at a `syscall`
-//! instruction the program chose to execute, so the interrupted code holds
-//! no lock the engine needs; and the only place the program's own signal
-//! handlers can run is the CQ wait, which sleeps in `ppoll` with the
-//! program's mask swapped in atomically and holds nothing.
+//! In short: nothing of the program's interrupts the engine while it holds
+//! a lock or allocates; a trap is synchronous, at a `syscall` instruction
+//! the program chose to execute, so the interrupted code holds no lock the
+//! engine needs; and the program's handlers run only once the engine is
+//! left (deferred ones on the way out of the call).
 
 use crate::{arch, fdtab, filter};
 use ringport_engine::abi::{self, io_uring_getevents_arg, io_uring_params};
@@ -100,10 +100,8 @@ pub(crate) fn is_served(nr: libc::c_long, a1: u64, a2: u64) -> bool {
 }
 
 /// Serves one call the filter would trap, made through the interposed
-/// `syscall()`, without a signal: blocks every signal but SIGSYS for the
-/// engine's run (what the trap's `sa_mask` does), disables cancellation,
-/// dispatches with the program's own mask for a CQ wait, and returns the
-/// result as libc's `syscall` would (`-1` with `errno` on error; `errno`
+/// `syscall()`, without a signal ([`serve_raw`]), and returns the result
+/// as libc's `syscall` would (`-1` with `errno` on error; `errno`
 /// untouched on success).
 ///
 /// # Safety
@@ -125,63 +123,41 @@ pub(crate) unsafe fn serve_syscall(nr: u32, a: [u64; 6]) -> libc::c_long {
     }
 }
 
-/// Serves one call the filter would trap, outside a signal handler: blocks
-/// every signal but SIGSYS for the engine's run (what the trap's `sa_mask`
-/// does), disables cancellation, dispatches with the program's own mask for
-/// a CQ wait, and returns the kernel's convention (the value or `-errno`),
-/// `errno` untouched. The shared core of the `syscall()` fast path and of
+/// Serves one call the filter would trap, outside a signal handler: marks
+/// the thread as in the engine, so that the program's signal handlers wait
+/// until the call is served (`signals.rs`; a CQ wait that sleeps is woken
+/// by a signal as the kernel's is), disables cancellation, and returns the
+/// kernel's convention (the value or `-errno`), `errno` untouched. The shared core of the `syscall()` fast path and of
 /// rewritten call sites (`rewrite.rs`).
 ///
 /// # Safety
 /// As the system call `nr` with arguments `a` (the engine fault-checks
 /// every pointer it is given).
 pub(crate) unsafe fn serve_raw(nr: u32, a: [u64; 6]) -> i64 {
-    let block: u64 = !(1u64 << (libc::SIGSYS - 1));
-    let mut old: u64 = 0;
-    // SAFETY: rt_sigprocmask with the kernel's 8-byte sets, both ours.
-    let blocked = unsafe {
-        crate::interpose::real_syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_BLOCK as libc::c_long,
-            &block as *const u64 as libc::c_long,
-            &mut old as *mut u64 as libc::c_long,
-            8,
-            0,
-            0,
-        )
-    } == 0;
-    // (rt_sigprocmask cannot fail with these arguments; if it did, the call
-    // is served with signals as they are and a wait with no mask.)
+    let depth = crate::signals::enter();
     // SAFETY: errno location is thread-local and always valid.
     let saved_errno = unsafe { *libc::__errno_location() };
     let mut cancel = 0;
     // SAFETY: only flips the calling thread's cancelability (a TLS flag).
     unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel) };
-    let ret = dispatch(nr, a, old);
-    // SAFETY: restoring the state changed above; `old` is the mask the
-    // kernel reported, so the program's mask is back as it was.
+    let ret = dispatch(nr, a, None);
+    // SAFETY: restoring the state changed above.
     unsafe {
         pthread_setcancelstate(cancel, core::ptr::null_mut());
-        if blocked {
-            crate::interpose::real_syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK as libc::c_long,
-                &old as *const u64 as libc::c_long,
-                0,
-                8,
-                0,
-                0,
-            );
-        }
         *libc::__errno_location() = saved_errno;
     }
+    // Handlers of signals that arrived meanwhile run now (signals.rs).
+    crate::signals::leave(depth, true);
     ret
 }
 
 /// Serves one intercepted call, the same way whichever path it came by:
 /// `a` are its six arguments, `mask` the program's signal mask at the call
-/// (first word), which a CQ wait sleeps with. Returns the value or `-errno`.
-fn dispatch(nr: u32, a: [u64; 6], mask: u64) -> i64 {
+/// (first word) when the caller knows it (the trap, which runs with every
+/// signal blocked), for a CQ wait to sleep with; without it the engine's
+/// sleep gate finds it at the sleep (`signals.rs`). Returns the value or
+/// `-errno`.
+fn dispatch(nr: u32, a: [u64; 6], mask: Option<u64>) -> i64 {
     match nr {
         arch::NR_IO_URING_SETUP => setup(a[0] as u32, a[1] as usize as *mut io_uring_params),
         arch::NR_IO_URING_ENTER => enter(a, mask),
@@ -286,7 +262,9 @@ pub unsafe extern "C" fn on_sigsys(sig: libc::c_int, info: *mut libc::siginfo_t,
     let a = unsafe { arch::args(uc) };
     // SAFETY: as above.
     let mask = unsafe { arch::saved_sigmask(uc) };
-    let ret = dispatch(si.syscall as u32, a, mask);
+    let depth = crate::signals::enter();
+    let ret = dispatch(si.syscall as u32, a, Some(mask));
+    crate::signals::leave(depth, false);
     // SAFETY: as above; the handler has not returned.
     unsafe { arch::set_result(uc, ret) };
     if si.syscall as u32 == arch::NR_IO_URING_ENTER {
@@ -448,7 +426,7 @@ pub(crate) fn read_user<T: Copy>(addr: u64) -> Option<T> {
 /// ucontext, or returned by the interposer's `rt_sigprocmask`), so the engine sleeps in `ppoll` with it: the program's
 /// signals interrupt the wait with EINTR, atomically, as on the kernel,
 /// while the rest of the call runs with signals blocked.
-fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
+fn enter(a: [u64; 6], saved_mask: Option<u64>) -> i64 {
     let (fd, to_submit, min, flags) = (a[0] as i32, a[1] as u32, a[2] as u32, a[3] as u32);
     let (arg, argsz) = (a[4] as usize as *const libc::c_void, a[5] as usize);
     if flags & abi::IORING_ENTER_REGISTERED_RING == 0 {
@@ -456,9 +434,6 @@ fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
             return e;
         }
     }
-    // SIGSYS is never blocked while waiting: a handler that runs during the
-    // wait may make io_uring calls itself.
-    let mask: u64 = saved_mask & !(1u64 << (libc::SIGSYS - 1));
     // A ring fd this library handed out and tracks needs no fstat to be
     // found (see fdtab::known_ident).
     let known = if flags & abi::IORING_ENTER_REGISTERED_RING == 0 { fdtab::known_ident(fd) } else { None };
@@ -471,9 +446,15 @@ fn enter(a: [u64; 6], saved_mask: u64) -> i64 {
             }
         }
     };
-    if flags & abi::IORING_ENTER_GETEVENTS == 0 {
+    // Without a known mask (no trap), the engine's sleep gate finds it.
+    let Some(saved_mask) = saved_mask.filter(|_| flags & abi::IORING_ENTER_GETEVENTS != 0) else {
         return call(arg, argsz);
-    }
+    };
+    // A trapped wait runs with every signal blocked, so it sleeps with the
+    // program's mask from the trap, unless the program gave one. SIGSYS is
+    // never blocked while waiting: a handler that runs during the wait may
+    // make io_uring calls itself.
+    let mask: u64 = saved_mask & !(1u64 << (libc::SIGSYS - 1));
     if flags & abi::IORING_ENTER_EXT_ARG == 0 {
         if arg.is_null() {
             return call((&mask as *const u64).cast(), 8);

@@ -238,8 +238,9 @@ pub unsafe extern "C" fn sigprocmask(how: libc::c_int, set: *const libc::sigset_
 }
 
 /// Interposed `sigaction(2)`: while active, a SIGSYS action is recorded as
-/// the one non-ringport SIGSYS signals go to, and SIGSYS is removed from
-/// other handlers' `sa_mask`.
+/// the one non-ringport SIGSYS signals go to, SIGSYS is removed from other
+/// handlers' `sa_mask`, and other handlers are wrapped so that they never
+/// run inside the engine (`signals.rs`).
 ///
 /// # Safety
 /// As `sigaction(2)`.
@@ -272,14 +273,14 @@ pub unsafe extern "C" fn sigaction(sig: libc::c_int, act: *const libc::sigaction
         let mut a = unsafe { *act };
         // SAFETY: sigdelset on our copy.
         unsafe { libc::sigdelset(&mut a.sa_mask, libc::SIGSYS) };
-        // SAFETY: forwarding with our copy.
-        return unsafe { real_sigaction(sig, &a, old) };
+        // SAFETY: our copy; old is the caller's.
+        return unsafe { crate::signals::sigaction(sig, &a, old) };
     }
-    // SAFETY: forwarding.
-    unsafe { real_sigaction(sig, act, old) }
+    // SAFETY: a query, passed on.
+    unsafe { crate::signals::sigaction(sig, act, old) }
 }
 
-/// Interposed `signal(2)`: as [`sigaction`] for SIGSYS.
+/// Interposed `signal(2)`: as [`sigaction`] (glibc's BSD semantics).
 ///
 /// # Safety
 /// As `signal(2)`.
@@ -289,6 +290,22 @@ pub unsafe extern "C" fn signal(sig: libc::c_int, handler: libc::sighandler_t) -
         let old = CHAIN_HANDLER.swap(handler, Ordering::AcqRel);
         CHAIN_FLAGS.store(0, Ordering::Release);
         return old;
+    }
+    if ACTIVE.load(Ordering::Relaxed) {
+        // glibc's signal(): BSD semantics (SA_RESTART, the signal blocked
+        // in its handler), through our sigaction so the handler is wrapped.
+        // SAFETY: a zeroed sigaction, filled in; sigaction's contract holds.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = handler;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if sig > 0 {
+                libc::sigaddset(&mut sa.sa_mask, sig);
+            }
+            let mut old: libc::sigaction = core::mem::zeroed();
+            return if sigaction(sig, &sa, &mut old) == 0 { old.sa_sigaction } else { libc::SIG_ERR };
+        }
     }
     let p = next(&NEXT_SIGNAL, c"signal");
     if p == 0 {

@@ -41,6 +41,7 @@ pub mod filter;
 mod handler;
 mod interpose;
 pub mod rewrite;
+mod signals;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -179,7 +180,9 @@ fn install_once() -> Result<(), InstallError> {
         unsafe { interpose::real_sigaction(libc::SIGSYS, &old, core::ptr::null_mut()) };
         return Err(InstallError::Sys("seccomp", (-r) as i32));
     }
+    ringport_engine::sys::set_sleep_gate(&signals::GATE);
     interpose::ACTIVE.store(true, Ordering::Release);
+    signals::wrap_existing();
     Ok(())
 }
 

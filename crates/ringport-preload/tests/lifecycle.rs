@@ -75,6 +75,11 @@ fn threads_submit_and_wait_on_one_ring_at_once() {
 }
 
 #[test]
+fn program_handlers_run_as_installed_and_never_inside_the_engine() {
+    lifecycle("handlers", 60);
+}
+
+#[test]
 fn signal_storm_against_submitting_threads() {
     lifecycle("storm", 60);
 }

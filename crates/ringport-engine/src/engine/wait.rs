@@ -18,7 +18,45 @@
 //! (whatever `SA_RESTART` says), which is the EINTR rule we need.
 
 use super::{Ctx, Errno};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+/// What an embedder (the interception library) puts around the sleep of a
+/// CQ wait, when it serves calls without blocking signals first (see
+/// [`crate::sys::set_sleep_gate`]).
+#[derive(Debug)]
+pub struct SleepGate {
+    /// Called once before a wait sleeps. `Ok(None)`: no gate for this
+    /// thread (sleep as usual). `Ok(Some((restore, sleep)))`: signals are
+    /// now blocked; `restore` is handed to [`SleepGate::restore`] after
+    /// the wait, and `sleep` is the mask to sleep with when the caller gave
+    /// none. `Err(errno)`: do not sleep (`EINTR`: a signal is already
+    /// waiting for its handler).
+    pub block: fn() -> Result<Option<(u64, u64)>, i32>,
+    /// Called after a wait for which `block` returned `Some`.
+    pub restore: fn(u64),
+}
+
+static GATE: AtomicPtr<SleepGate> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Installs `gate` for every later wait.
+pub(crate) fn set_sleep_gate(gate: &'static SleepGate) {
+    GATE.store(gate as *const SleepGate as *mut SleepGate, Ordering::Release);
+}
+
+fn sleep_gate() -> Option<&'static SleepGate> {
+    let p = GATE.load(Ordering::Acquire);
+    // SAFETY: only ever set from a &'static SleepGate.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// A sigset_t whose first word (the kernel's 64 signals) is `mask`.
+fn sigset_of(mask: u64) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; all zeroes is the empty set.
+    let mut s: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: sigset_t is at least 8 bytes and aligned for u64.
+    unsafe { *(&mut s as *mut libc::sigset_t as *mut u64) = mask };
+    s
+}
 
 /// What the waiter was asked for.
 #[derive(Clone, Copy, Debug, Default)]
@@ -116,11 +154,21 @@ impl Ctx {
         if self.cq_ready() >= min {
             return Ok(());
         }
-        let timeouts = self.cq_timeouts.load(std::sync::atomic::Ordering::Acquire);
+        let gate = sleep_gate();
+        let mut sigmask = arg.sigmask;
+        let restore = match gate.map(|g| (g.block)()) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some((restore, sleep)))) => {
+                sigmask = Some(sigmask.unwrap_or_else(|| sigset_of(sleep)));
+                Some(restore)
+            }
+            Some(Err(e)) => return if self.cq_ready() > 0 { Ok(()) } else { Err(Errno(e)) },
+        };
+        let timeouts = self.cq_timeouts.load(Ordering::Acquire);
         let far = ts_add(now(), 86_400 * 365, 0);
         let deadline = arg.deadline.unwrap_or(far);
         let poller = self.poller.get().filter(|p| p.armed_fd().is_some());
-        let res = match (arg.sigmask, poller) {
+        let res = match (sigmask, poller) {
             (None, None) => self.wait_futex(min, &deadline, timeouts),
             (mask, poller) => {
                 if let Some(p) = poller {
@@ -133,6 +181,9 @@ impl Ctx {
                 r
             }
         };
+        if let (Some(g), Some(r)) = (gate, restore) {
+            (g.restore)(r);
+        }
         match res {
             Err(_) if self.cq_ready() > 0 => Ok(()),
             r => r,
@@ -146,7 +197,7 @@ impl Ctx {
             let (ready, seq) = self.wait_register(min, false, timeouts);
             if ready {
                 self.wait_unregister(false);
-                if self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+                if self.has_deferred.load(Ordering::Acquire) {
                     continue;
                 }
                 return Ok(());
@@ -186,7 +237,7 @@ impl Ctx {
             let (ready, _) = self.wait_register(min, true, timeouts);
             if ready {
                 self.wait_unregister(true);
-                if self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+                if self.has_deferred.load(Ordering::Acquire) {
                     continue;
                 }
                 return Ok(());

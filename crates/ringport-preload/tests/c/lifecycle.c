@@ -24,12 +24,21 @@
  *                far as it can tell) still makes io_uring calls
  *   storm        threads submitting reads and waiting while signals hit
  *                them at a high rate: every CQE right, no hang
+ *   handlers     the program's handlers as it installed them: sigaction and
+ *                signal() report them back; a queued signal's value and
+ *                code reach a SA_SIGINFO handler that interrupts a wait; a
+ *                one-shot (SA_RESETHAND) handler runs once; a handler
+ *                making io_uring calls of its own while signals hit a
+ *                thread that is in and out of io_uring_enter all the time
+ *                (trapped, and through libc's syscall()) never runs inside
+ *                the engine
  *   shared       one ring, several threads submitting (under the program's
  *                lock, as the SQ requires) and several waiting in
  *                io_uring_enter at once: every CQE arrives exactly once
  *   child-*      internal: the re-exec'd images
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -405,6 +414,161 @@ static int mode_sigmask(void)
 	return 0;
 }
 
+static volatile sig_atomic_t info_code, info_val;
+static void on_info(int s, siginfo_t *si, void *uc)
+{
+	(void)s;
+	(void)uc;
+	info_code = si->si_code;
+	info_val = si->si_value.sival_int;
+	got_sig++;
+}
+
+struct sender { pthread_t target; int sig, val; };
+static void *send_later(void *arg)
+{
+	struct sender *s = arg;
+	usleep(50000); /* the target is asleep in its wait by then */
+	union sigval v = {.sival_int = s->val};
+	pthread_sigqueue(s->target, s->sig, v);
+	return NULL;
+}
+
+/* A wait interrupted by the signal `snd` describes, sent from a thread. */
+static void wait_for_signal(struct io_uring *ring, struct sender *snd, const char *what)
+{
+	pthread_t t;
+	struct io_uring_cqe *cqe;
+	got_sig = 0;
+	snd->target = pthread_self();
+	pthread_create(&t, NULL, send_later, snd);
+	int r = io_uring_wait_cqe(ring, &cqe);
+	pthread_join(t, NULL);
+	if (r != -EINTR || got_sig != 1)
+		FAIL("%s: wait got %d (handler ran %d times), want -EINTR and 1", what, r, (int)got_sig);
+}
+
+static struct io_uring handler_ring;
+static atomic_long handler_calls, handler_inside;
+static unsigned (*in_engine)(void);
+static atomic_int hammer_stop;
+static void on_sig_uring(int s)
+{
+	(void)s;
+	if (in_engine())
+		atomic_fetch_add(&handler_inside, 1);
+	nop_roundtrip(&handler_ring, "in the handler");
+	atomic_fetch_add(&handler_calls, 1);
+}
+
+static void *hammer(void *arg)
+{
+	pthread_t target = *(pthread_t *)arg;
+	while (!atomic_load(&hammer_stop)) {
+		pthread_kill(target, SIGUSR1);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do /* about 10 us, without sleeping */
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+		while ((t1.tv_sec - t0.tv_sec) * 1000000000L + t1.tv_nsec - t0.tv_nsec < 10000);
+	}
+	return NULL;
+}
+
+/* A 64 KiB read round trip whose enter goes through libc's syscall()
+ * (served without a trap, with signals unblocked), not liburing's inline
+ * one: the engine's read system call gives signals a place to land. */
+static char big_buf[65536];
+static void read_roundtrip_syscall(struct io_uring *ring, int fd, const char *what)
+{
+	struct io_uring_sq *sq = &ring->sq;
+	struct io_uring_cqe *cqe;
+	io_uring_prep_read(io_uring_get_sqe(ring), fd, big_buf, sizeof(big_buf), 0);
+	sq->sqe_head = sq->sqe_tail;
+	io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+	long r = syscall(__NR_io_uring_enter, ring->ring_fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 8);
+	if (r != 1)
+		FAIL("%s: enter %ld (%s)", what, r, strerror(errno));
+	if (io_uring_peek_cqe(ring, &cqe) || cqe->res != (int)sizeof(big_buf))
+		FAIL("%s: bad cqe", what);
+	io_uring_cqe_seen(ring, cqe);
+}
+
+static int mode_handlers(void)
+{
+	struct io_uring ring;
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	nop_roundtrip(&ring, "warm-up"); /* (its enter site is rewritten now) */
+
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_info;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR1, NULL, &old);
+	if (old.sa_sigaction != on_info || !(old.sa_flags & SA_SIGINFO))
+		FAIL("sigaction reports %p flags %#x, not the handler installed", (void *)old.sa_sigaction, old.sa_flags);
+	if (signal(SIGUSR2, on_sig) == SIG_ERR || signal(SIGUSR2, SIG_DFL) != on_sig)
+		FAIL("signal() does not give back the handler it installed");
+
+	struct sender snd = {0, SIGUSR1, 42};
+	wait_for_signal(&ring, &snd, "queued signal");
+	if (info_code != SI_QUEUE || info_val != 42)
+		FAIL("queued signal: handler saw code %d value %d, want SI_QUEUE and 42", (int)info_code, (int)info_val);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sig;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGUSR2, NULL, &old);
+	if (old.sa_handler != on_sig || !(old.sa_flags & SA_RESETHAND))
+		FAIL("one-shot handler reported as %p flags %#x", (void *)old.sa_handler, old.sa_flags);
+	snd = (struct sender){0, SIGUSR2, 0};
+	wait_for_signal(&ring, &snd, "one-shot signal");
+	sigaction(SIGUSR2, NULL, &old);
+	if (old.sa_handler != SIG_DFL)
+		FAIL("one-shot handler still installed after it ran");
+
+	/* Handlers with io_uring calls of their own, against a thread that is
+	 * in and out of io_uring_enter all the time. */
+	in_engine = (unsigned (*)(void))dlsym(RTLD_DEFAULT, "ringport_preload_in_engine");
+	if (!in_engine)
+		FAIL("ringport_preload_in_engine not found: not under ringport?");
+	r = io_uring_queue_init(4, &handler_ring, 0);
+	if (r)
+		FAIL("handler ring: %s", strerror(-r));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sig_uring;
+	sigaction(SIGUSR1, &sa, NULL);
+	char path[] = "/tmp/ringport-lc-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0 || write(fd, big_buf, sizeof(big_buf)) != (ssize_t)sizeof(big_buf))
+		FAIL("temp file");
+	unlink(path);
+	pthread_t self = pthread_self(), t;
+	pthread_create(&t, NULL, hammer, &self);
+	/* Until 2000 handlers have run, or for 3 s at most. */
+	time_t end = time(NULL) + 3;
+	for (long i = 0; atomic_load(&handler_calls) < 2000 && time(NULL) < end; i++) {
+		if (i % 8 == 0)
+			nop_roundtrip(&ring, "under signals");
+		else
+			read_roundtrip_syscall(&ring, fd, "under signals, syscall()");
+	}
+	atomic_store(&hammer_stop, 1);
+	pthread_join(t, NULL);
+	if (atomic_load(&handler_calls) == 0)
+		FAIL("no handler ran");
+	if (atomic_load(&handler_inside))
+		FAIL("%ld of %ld handlers ran inside the engine", atomic_load(&handler_inside), atomic_load(&handler_calls));
+	close(fd);
+	io_uring_queue_exit(&handler_ring);
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
 #define STORM_THREADS 8
 static atomic_int storm_stop;
 static atomic_long storm_sigs, storm_ios;
@@ -609,5 +773,7 @@ int main(int argc, char **argv)
 		return mode_storm();
 	if (!strcmp(m, "shared"))
 		return mode_shared();
+	if (!strcmp(m, "handlers"))
+		return mode_handlers();
 	FAIL("unknown mode %s", m);
 }
