@@ -21,6 +21,10 @@ mod imp {
     pub const AUDIT_ARCH: u32 = 0xC000_003E;
     /// `__NR_close`.
     pub const NR_CLOSE: u32 = 3;
+    /// `__NR_read`.
+    pub const NR_READ: u32 = 0;
+    /// `__NR_write`.
+    pub const NR_WRITE: u32 = 1;
     /// `__NR_dup2`.
     pub const NR_DUP2: u32 = 33;
     /// `__NR_dup3`.
@@ -66,6 +70,10 @@ mod imp {
     pub const AUDIT_ARCH: u32 = 0xC000_00B7;
     /// `__NR_close` (asm-generic).
     pub const NR_CLOSE: u32 = 57;
+    /// `__NR_read` (asm-generic).
+    pub const NR_READ: u32 = 63;
+    /// `__NR_write` (asm-generic).
+    pub const NR_WRITE: u32 = 64;
     /// No `dup2` system call on aarch64 (libc implements it with `dup3`);
     /// a number no call has.
     pub const NR_DUP2: u32 = u32::MAX;
@@ -111,6 +119,10 @@ mod imp {
     pub const AUDIT_ARCH: u32 = 0;
     /// No close number either.
     pub const NR_CLOSE: u32 = u32::MAX;
+    /// Nor read.
+    pub const NR_READ: u32 = u32::MAX;
+    /// Nor write.
+    pub const NR_WRITE: u32 = u32::MAX;
     /// Nor dup2.
     pub const NR_DUP2: u32 = u32::MAX;
     /// Nor dup3.

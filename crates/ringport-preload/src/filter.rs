@@ -1,7 +1,7 @@
 //! The seccomp filter: a classic BPF program that returns
 //! `SECCOMP_RET_TRAP` for the io_uring system calls, for `close` /
 //! `close_range` reaching into the reserved ring-fd range, for `dup2` /
-//! `dup3` onto it, and for `epoll_ctl` on an fd in it, and
+//! `dup3` onto it, for `epoll_ctl`, `read` and `write` on an fd in it, and
 //! `SECCOMP_RET_ALLOW` for everything else.
 //!
 //! Seccomp runs every installed filter and takes the most restrictive
@@ -124,14 +124,17 @@ pub fn interception_program(base: u32, end: u32) -> Vec<libc::sock_filter> {
     ];
     if base < end {
         p.extend([
-            Jeq(arch::NR_CLOSE, T::L("close"), T::Next),
+            Jeq(arch::NR_READ, T::L("fd0"), T::Next),
+            Jeq(arch::NR_WRITE, T::L("fd0"), T::Next),
+            Jeq(arch::NR_CLOSE, T::L("fd0"), T::Next),
             Jeq(arch::NR_CLOSE_RANGE, T::L("close_range"), T::Next),
             Jeq(arch::NR_DUP2, T::L("dup"), T::Next),
             Jeq(arch::NR_DUP3, T::L("dup"), T::Next),
             Jeq(arch::NR_EPOLL_CTL, T::L("epoll"), T::Next),
             Ret(SECCOMP_RET_ALLOW),
-            // close(fd): trap when base <= fd < end, unless it is our own.
-            Label("close"),
+            // close/read/write(fd, ...): trap when base <= fd < end, unless
+            // it is our own (the kernel takes an unsigned int fd).
+            Label("fd0"),
             Ld(off_arg_hi(0)),
             Jeq(BYPASS, T::L("allow"), T::Next),
             Ld(off_arg_lo(0)),

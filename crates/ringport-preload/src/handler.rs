@@ -80,13 +80,19 @@ pub(crate) fn is_served(nr: libc::c_long, a1: u64, a2: u64) -> bool {
     let nr = nr as u32;
     let served = match nr {
         arch::NR_IO_URING_SETUP | arch::NR_IO_URING_ENTER | arch::NR_IO_URING_REGISTER => true,
-        n if n == arch::NR_CLOSE || n == arch::NR_CLOSE_RANGE || n == arch::NR_DUP2 || n == arch::NR_DUP3 => {
+        n if n == arch::NR_CLOSE
+            || n == arch::NR_READ
+            || n == arch::NR_WRITE
+            || n == arch::NR_CLOSE_RANGE
+            || n == arch::NR_DUP2
+            || n == arch::NR_DUP3 =>
+        {
             let (base, end) = fdtab::range();
             let (first, marker) = (a1 as u32, (a1 >> 32) as u32);
             let in_range = |fd: u32| fd >= base as u32 && fd < end as u32;
             if base >= end || marker == filter::BYPASS {
                 false
-            } else if n == arch::NR_CLOSE {
+            } else if n == arch::NR_CLOSE || n == arch::NR_READ || n == arch::NR_WRITE {
                 in_range(first)
             } else if n == arch::NR_CLOSE_RANGE {
                 first < end as u32 && a2 as u32 >= base as u32
@@ -166,7 +172,26 @@ fn dispatch(nr: u32, a: [u64; 6], mask: Option<u64>) -> i64 {
         arch::NR_CLOSE_RANGE => close_range(a[0] as u32, a[1] as u32, a[2] as u32),
         n if n == arch::NR_DUP2 || n == arch::NR_DUP3 => dup(n, a),
         arch::NR_EPOLL_CTL => epoll_ctl(a),
+        n if n == arch::NR_READ || n == arch::NR_WRITE => ring_fd_rw(n, a),
         _ => -(libc::ENOSYS as i64),
+    }
+}
+
+/// `read`/`write` on an fd in the reserved range: a ring's fd refuses both
+/// with EINVAL, as the kernel's io_uring file does (it has no read or
+/// write method); any other fd there is passed on.
+fn ring_fd_rw(nr: u32, a: [u64; 6]) -> i64 {
+    let fd = a[0] as u32 as i32;
+    if fdtab::known_ident(fd).is_some() || sys::is_ring_fd(fd) {
+        return -(libc::EINVAL as i64);
+    }
+    let arg = ((filter::BYPASS as u64) << 32) | fd as u32 as u64;
+    // SAFETY: the program's own read/write; the kernel checks the buffer.
+    let r = unsafe { crate::interpose::real_syscall(nr as libc::c_long, arg as libc::c_long, a[1] as libc::c_long, a[2] as libc::c_long, 0, 0, 0) };
+    if r < 0 {
+        neg_errno()
+    } else {
+        r as i64
     }
 }
 

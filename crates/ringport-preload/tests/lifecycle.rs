@@ -80,6 +80,11 @@ fn program_handlers_run_as_installed_and_never_inside_the_engine() {
 }
 
 #[test]
+fn read_and_write_on_a_ring_fd_fail_with_einval() {
+    lifecycle("ring-rw", 30);
+}
+
+#[test]
 fn signal_storm_against_submitting_threads() {
     lifecycle("storm", 60);
 }

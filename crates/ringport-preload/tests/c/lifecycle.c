@@ -32,6 +32,8 @@
  *                thread that is in and out of io_uring_enter all the time
  *                (trapped, and through libc's syscall()) never runs inside
  *                the engine
+ *   ring-rw      read() and write() on a ring fd fail with EINVAL, as on
+ *                the kernel (trapped, and through syscall())
  *   shared       one ring, several threads submitting (under the program's
  *                lock, as the SQ requires) and several waiting in
  *                io_uring_enter at once: every CQE arrives exactly once
@@ -569,6 +571,33 @@ static int mode_handlers(void)
 	return 0;
 }
 
+static int mode_ring_rw(void)
+{
+	struct io_uring ring;
+	char buf[4096] = {0};
+	int r = io_uring_queue_init(4, &ring, 0);
+	if (r)
+		FAIL("queue_init: %s", strerror(-r));
+	errno = 0;
+	if (read(ring.ring_fd, buf, sizeof(buf)) != -1 || errno != EINVAL)
+		FAIL("read on the ring fd: errno %d, want EINVAL", errno);
+	errno = 0;
+	if (write(ring.ring_fd, buf, sizeof(buf)) != -1 || errno != EINVAL)
+		FAIL("write on the ring fd: errno %d, want EINVAL", errno);
+	errno = 0;
+	if (syscall(SYS_read, ring.ring_fd, buf, sizeof(buf)) != -1 || errno != EINVAL)
+		FAIL("syscall(SYS_read) on the ring fd: errno %d, want EINVAL", errno);
+	/* The ring is unharmed, and other fds read as usual. */
+	nop_roundtrip(&ring, "after read");
+	int p[2];
+	if (pipe(p) || write(p[1], "x", 1) != 1 || read(p[0], buf, 1) != 1 || buf[0] != 'x')
+		FAIL("pipe read/write");
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
 #define STORM_THREADS 8
 static atomic_int storm_stop;
 static atomic_long storm_sigs, storm_ios;
@@ -775,5 +804,7 @@ int main(int argc, char **argv)
 		return mode_shared();
 	if (!strcmp(m, "handlers"))
 		return mode_handlers();
+	if (!strcmp(m, "ring-rw"))
+		return mode_ring_rw();
 	FAIL("unknown mode %s", m);
 }
