@@ -165,6 +165,34 @@ pub fn choose_range() -> (i32, i32) {
     (base, end)
 }
 
+/// Grows the process's fd table to cover the reserved range now. The
+/// kernel grows a table shared by several threads only after an RCU grace
+/// period (milliseconds here); a ring's setup in a process whose table is
+/// still small would pay that once the engine has started a thread, which
+/// in a `fork` child (whose table is sized to the fds it inherited) means
+/// every child that creates a ring. Called at install and in the `fork`
+/// child hook, while the process has one thread. `close` closes a number
+/// in the range without trapping. Async-signal-safe.
+pub fn grow_table(close: impl Fn(i32)) {
+    let (base, end) = range();
+    if base >= end {
+        return;
+    }
+    // SAFETY: opening "/" as a path-only fd and duplicating it: new fds of
+    // ours, closed below.
+    unsafe {
+        let fd = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        if fd < 0 {
+            return;
+        }
+        let top = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, end - 1);
+        if top >= 0 {
+            close(top);
+        }
+        libc::close(fd);
+    }
+}
+
 /// The slot for program fd `fd`, if `fd` is in the reserved range.
 pub fn slot(fd: i32) -> Option<&'static Slot> {
     let (base, end) = range();

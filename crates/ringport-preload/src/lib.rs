@@ -128,6 +128,9 @@ fn install_once() -> Result<(), InstallError> {
     // SAFETY: getpid cannot fail.
     handler::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let (base, end) = fdtab::choose_range();
+    fdtab::grow_table(|fd| {
+        handler::bypass_close(fd);
+    });
     interpose::resolve_all();
     let fast = std::env::var_os("RINGPORT_SYSCALL_FASTPATH").is_none_or(|v| v != "0");
     handler::FAST_PATH.store(fast, Ordering::Relaxed);
@@ -191,6 +194,9 @@ fn install_once() -> Result<(), InstallError> {
 extern "C" fn after_fork_child() {
     // SAFETY: getpid cannot fail.
     handler::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    fdtab::grow_table(|fd| {
+        handler::bypass_close(fd);
+    });
     if fdtab::mark_all_inherited() {
         handler::INHERITED_ANY.store(true, Ordering::Relaxed);
     }
