@@ -146,6 +146,8 @@ pub mod op {
     pub const FGETXATTR: u8 = o::IORING_OP_FGETXATTR as u8;
     /// `IORING_OP_GETXATTR`
     pub const GETXATTR: u8 = o::IORING_OP_GETXATTR as u8;
+    /// `IORING_OP_EPOLL_CTL`
+    pub const EPOLL_CTL: u8 = o::IORING_OP_EPOLL_CTL as u8;
     /// `IORING_OP_FTRUNCATE`
     pub const FTRUNCATE: u8 = o::IORING_OP_FTRUNCATE as u8;
     /// `IORING_OP_FIXED_FD_INSTALL`

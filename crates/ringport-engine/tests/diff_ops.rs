@@ -1,5 +1,5 @@
 //! Differential tests for the implemented ops (NOP, READ, WRITE, READV,
-//! WRITEV, READ_FIXED, WRITE_FIXED, FSYNC), submission return values and
+//! WRITEV, READ_FIXED, WRITE_FIXED, FSYNC, EPOLL_CTL), submission return values and
 //! `io_uring_enter` errors. Each scenario runs on the kernel and on ringport;
 //! CQEs, file contents and buffer contents must match.
 
@@ -1833,5 +1833,68 @@ fn ops_ring_geometries() {
                 t.rec(format!("{name}: round {round}"), (res(n), c, buf.clone()));
             }
         }
+    });
+}
+
+/// `epoll_wait` with no timeout on `epfd`: (count, events, data) of the
+/// first event, or the errno.
+fn epoll_peek(epfd: i32) -> Result<(i32, u32, u64), &'static str> {
+    let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 4];
+    // SAFETY: ev holds 4 events.
+    let n = unsafe { libc::epoll_wait(epfd, ev.as_mut_ptr(), 4, 0) };
+    if n < 0 {
+        return Err(errname(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+    }
+    let (events, data) = if n > 0 { (ev[0].events, ev[0].u64) } else { (0, 0) };
+    Ok((n, events, data))
+}
+
+/// EPOLL_CTL: add, modify and delete a pipe in an epoll set; a ring's own
+/// fd in the set (readable once a CQE waits); the errors (bad epoll fd,
+/// unreadable event, a second add, a delete of what is not there, nonzero
+/// buf_index).
+#[test]
+fn epoll_ctl() {
+    diff("epoll_ctl", |b, t| {
+        let Some(r) = ring(b, t, 8, 0) else { return };
+        // SAFETY: creating an epoll instance.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(epfd >= 0);
+        let p = Pipe::new(libc::O_NONBLOCK);
+        let ev = |events: u32, data: u64| libc::epoll_event { events, u64: data };
+        let ctl = |op: i32, fd: i32, e: Option<&libc::epoll_event>, ud: u64| Sqe {
+            fd: epfd,
+            len: op as u32,
+            off: fd as u64,
+            addr: e.map_or(0, |e| e as *const libc::epoll_event as u64),
+            ..Sqe::new(op::EPOLL_CTL, ud)
+        };
+        let e_in = ev(libc::EPOLLIN as u32, 7);
+        one(t, &r, "add pipe", ctl(libc::EPOLL_CTL_ADD, p.r, Some(&e_in), 1));
+        t.rec("empty pipe", epoll_peek(epfd));
+        write_fd(p.w, b"x");
+        t.rec("after a write", epoll_peek(epfd));
+        one(t, &r, "add again", ctl(libc::EPOLL_CTL_ADD, p.r, Some(&e_in), 2));
+        let e_out = ev(libc::EPOLLOUT as u32, 8);
+        one(t, &r, "mod to EPOLLOUT", ctl(libc::EPOLL_CTL_MOD, p.r, Some(&e_out), 3));
+        t.rec("after mod", epoll_peek(epfd));
+        one(t, &r, "del (no event)", ctl(libc::EPOLL_CTL_DEL, p.r, None, 4));
+        one(t, &r, "del again", ctl(libc::EPOLL_CTL_DEL, p.r, None, 5));
+        t.rec("after del", epoll_peek(epfd));
+        one(t, &r, "add, event unreadable", ctl(libc::EPOLL_CTL_ADD, p.r, None, 6));
+        one(t, &r, "bad epoll fd", Sqe { fd: p.w, ..ctl(libc::EPOLL_CTL_ADD, p.r, Some(&e_in), 7) });
+        one(t, &r, "buf_index set", Sqe { buf_index: 1, ..ctl(libc::EPOLL_CTL_ADD, p.r, Some(&e_in), 8) });
+        // The ring itself, readable while a CQE waits in its CQ.
+        let e_ring = ev(libc::EPOLLIN as u32, 9);
+        one(t, &r, "add the ring", ctl(libc::EPOLL_CTL_ADD, r.fd, Some(&e_ring), 10));
+        // (ringport re-reads an empty CQ at the next enter: until then a
+        // ring whose CQEs were reaped still reads as readable.)
+        t.rec("enter", r.enter(0, 0, 0));
+        t.rec("ring, CQ empty", epoll_peek(epfd));
+        assert!(r.push(&Sqe::nop(11)));
+        t.rec("submit a NOP", r.submit(1));
+        t.rec("ring, a CQE waiting", epoll_peek(epfd));
+        t.rec("reaped", r.reap().len());
+        close_fd(epfd);
     });
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod advise;
 pub(crate) mod cancel;
+pub(crate) mod epoll;
 pub(crate) mod fs;
 pub(crate) mod nop;
 pub(crate) mod openclose;
