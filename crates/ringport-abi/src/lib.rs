@@ -148,12 +148,27 @@ pub mod op {
     pub const GETXATTR: u8 = o::IORING_OP_GETXATTR as u8;
     /// `IORING_OP_EPOLL_CTL`
     pub const EPOLL_CTL: u8 = o::IORING_OP_EPOLL_CTL as u8;
+    /// `IORING_OP_MSG_RING`
+    pub const MSG_RING: u8 = o::IORING_OP_MSG_RING as u8;
     /// `IORING_OP_FTRUNCATE`
     pub const FTRUNCATE: u8 = o::IORING_OP_FTRUNCATE as u8;
     /// `IORING_OP_FIXED_FD_INSTALL`
     pub const FIXED_FD_INSTALL: u8 = o::IORING_OP_FIXED_FD_INSTALL as u8;
     /// `IORING_OP_LAST`: one past the highest opcode the ABI knows.
     pub const LAST: u8 = o::IORING_OP_LAST as u8;
+}
+
+/// MSG_RING commands (`sqe->addr`) and flags (`sqe->msg_ring_flags`).
+pub mod msg {
+    use linux_raw_sys::io_uring as k;
+    /// `IORING_MSG_DATA`: post a CQE carrying `len` and `off` to the target.
+    pub const DATA: u64 = k::io_uring_msg_ring_flags::IORING_MSG_DATA as u64;
+    /// `IORING_MSG_SEND_FD`: install a registered file in the target's table.
+    pub const SEND_FD: u64 = k::io_uring_msg_ring_flags::IORING_MSG_SEND_FD as u64;
+    /// `IORING_MSG_RING_CQE_SKIP`: no CQE in the target (SEND_FD only).
+    pub const CQE_SKIP: u32 = k::IORING_MSG_RING_CQE_SKIP;
+    /// `IORING_MSG_RING_FLAGS_PASS`: `file_index` becomes the target CQE's flags.
+    pub const FLAGS_PASS: u32 = k::IORING_MSG_RING_FLAGS_PASS;
 }
 
 /// Register opcodes as `u32`, the width of the `io_uring_register` argument.

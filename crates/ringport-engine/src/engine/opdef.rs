@@ -7,7 +7,7 @@
 //! submitted and gets an error CQE, and submission stops after it (unless
 //! `IORING_SETUP_SUBMIT_ALL`).
 
-use super::ops::{advise, cancel, epoll, fs, kbuf, net, nop, openclose, poll, rsrc, rw, splice, statx, sync, timeout, truncate, xattr};
+use super::ops::{advise, cancel, epoll, fs, kbuf, msg_ring, net, nop, openclose, poll, rsrc, rw, splice, statx, sync, timeout, truncate, xattr};
 use super::{Ctx, Errno, Sqe};
 use crate::abi::{self, op};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -57,6 +57,7 @@ pub(crate) enum OpData {
     PollRemove(poll::PollRemove),
     Cancel(cancel::Spec),
     Epoll(epoll::EpollCtl),
+    MsgRing(msg_ring::MsgRing),
     Net(Box<net::Net>),
     Kbuf(kbuf::Provide),
 }
@@ -269,6 +270,7 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::FGETXATTR as usize] = def("FGETXATTR", BLOCKING_FILE, prep!(xattr::prep_fgetxattr), xattr::issue_xattr);
     t[op::GETXATTR as usize] = def("GETXATTR", BLOCKING, prep!(xattr::prep_getxattr), xattr::issue_xattr);
     t[op::EPOLL_CTL as usize] = def("EPOLL_CTL", PLAIN, prep!(epoll::prep), epoll::issue);
+    t[op::MSG_RING as usize] = def("MSG_RING", Props { file: true, ..PLAIN }, prep!(msg_ring::prep), msg_ring::issue);
     t[op::FTRUNCATE as usize] = def("FTRUNCATE", BLOCKING_FILE, prep!(truncate::prep_ftruncate), truncate::issue_ftruncate);
     net_entries(&mut t);
     t

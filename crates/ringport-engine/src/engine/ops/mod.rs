@@ -16,4 +16,5 @@ pub(crate) mod timeout;
 pub(crate) mod truncate;
 pub(crate) mod xattr;
 pub(crate) mod kbuf;
+pub(crate) mod msg_ring;
 pub(crate) mod net;
