@@ -16,17 +16,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A ring of `entries` with `flags`, or the setup error recorded.
-fn ring<'b>(b: &'b dyn Backend, t: &mut Trace, entries: u32, flags: u32) -> Option<Ring<'b>> {
-    match Ring::new(b, entries, flags) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            t.rec("setup", Err::<(), _>(errname(e)));
-            None
-        }
-    }
-}
-
 /// Runs one SQE alone and records its CQE.
 fn one(t: &mut Trace, r: &Ring, label: &str, sqe: Sqe) {
     t.rec(label, r.one_short(&sqe));

@@ -10,17 +10,6 @@ use common::*;
 use ringport_engine::abi::{self, msg, op};
 use std::time::Duration;
 
-/// A ring of `entries` with `flags`, or the setup error recorded.
-fn ring<'b>(b: &'b dyn Backend, t: &mut Trace, entries: u32, flags: u32) -> Option<Ring<'b>> {
-    match Ring::new(b, entries, flags) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            t.rec("setup", Err::<(), _>(errname(e)));
-            None
-        }
-    }
-}
-
 /// A MSG_RING SQE to ring fd `target`.
 fn msg_sqe(target: i32, cmd: u64, user_data: u64, len: u32, ud: u64) -> Sqe {
     Sqe { fd: target, addr: cmd, off: user_data, len, ..Sqe::new(op::MSG_RING, ud) }

@@ -13,17 +13,6 @@ use std::time::Duration;
 
 const FILL: u8 = 0xee;
 
-/// A ring of `entries` with `flags`, or the setup error recorded.
-fn ring<'b>(b: &'b dyn Backend, t: &mut Trace, entries: u32, flags: u32) -> Option<Ring<'b>> {
-    match Ring::new(b, entries, flags) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            t.rec("setup", Err::<(), _>(errname(e)));
-            None
-        }
-    }
-}
-
 /// Runs one SQE alone and records its CQE.
 fn one(t: &mut Trace, r: &Ring, label: &str, sqe: Sqe) {
     t.rec(label, r.one_short(&sqe));

@@ -322,15 +322,8 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_v
         }
         return;
     }
-    if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the program registered this as a SA_SIGINFO handler.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { core::mem::transmute(h) };
-        f(sig, info, uc);
-    } else {
-        // SAFETY: the program registered this as a plain handler.
-        let f: extern "C" fn(libc::c_int) = unsafe { core::mem::transmute(h) };
-        f(sig);
-    }
+    // SAFETY: the program's own handler, with the kernel's arguments.
+    unsafe { crate::signals::call_handler(h, flags, sig, info, uc) };
 }
 
 /// `io_uring_setup`: create the ring, then move its fd into the reserved

@@ -196,6 +196,17 @@ unsafe fn call_program(sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_vo
             real_sigaction(sig, &sa, core::ptr::null_mut());
         }
     }
+    // SAFETY: the program's own handler, with the kernel's arguments.
+    unsafe { call_handler(h, flags, sig, info, uc) };
+}
+
+/// Calls handler `h` the way its `sa_flags` say: with the siginfo and
+/// ucontext for SA_SIGINFO, with the signal number alone otherwise.
+///
+/// # Safety
+/// `h` is a handler function the program installed with `flags`; the
+/// other arguments are the kernel's for this signal.
+pub(crate) unsafe fn call_handler(h: usize, flags: i32, sig: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     if flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the program registered this as a SA_SIGINFO handler.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { core::mem::transmute(h) };

@@ -216,6 +216,18 @@ impl Trace {
     }
 }
 
+/// A ring of `entries` with `flags`, or the setup error recorded.
+pub fn ring<'b>(b: &'b dyn Backend, t: &mut Trace, entries: u32, flags: u32) -> Option<Ring<'b>> {
+    match Ring::new(b, entries, flags) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            t.rec("setup", Err::<(), _>(errname(e)));
+            None
+        }
+    }
+}
+
+
 /// Runs `scenario` on the kernel and on ringport and asserts that both
 /// traces are equal, reporting every differing observation (printed as
 /// `MISMATCH` lines and in the panic message). Prints SKIPPED and returns
