@@ -23,8 +23,9 @@
 //! - The 5 bytes are swapped with one atomic aligned store (8 bytes, or 16
 //!   with `cmpxchg16b`), so a thread running that code at the time sees the
 //!   old or the new instruction, never half of each (the technique JIT
-//!   compilers use to patch call sites); a site whose bytes do not fit one
-//!   aligned word is left to the trap. The code page is made writable only
+//!   compilers use to patch call sites). A site whose bytes do not fit one
+//!   aligned word is patched with plain stores, and only while no other
+//!   thread runs the program's code; otherwise it is left to the trap. The code page is made writable only
 //!   for that store, and only if it is a private read-only executable
 //!   mapping.
 //!
@@ -295,25 +296,57 @@ mod x86 {
         (start <= addr && addr < end).then(|| [perms[0], perms[1], perms[2], perms[3]])
     }
 
+    /// How the 5 bytes of a site are replaced.
+    #[derive(Clone, Copy)]
+    enum Store {
+        /// One aligned 8-byte compare-and-swap of the word at this address.
+        Word8(u64),
+        /// One aligned 16-byte compare-and-swap (`cmpxchg16b`).
+        Word16(u64),
+        /// Plain stores: the bytes straddle an aligned 16-byte word, so no
+        /// single store covers them. Only done when no other thread can be
+        /// running the program's code ([`sole_program_thread`]).
+        Plain,
+    }
+
     /// Rewrites the site that resumes at `resume`. True when done.
     pub(super) fn rewrite(resume: u64) -> bool {
         let Some(site) = resume.checked_sub(SITE.len() as u64) else { return false };
-        // The 5 bytes to replace must sit in one aligned 8- or 16-byte word.
-        let (word, wide) = if site & 7 <= 3 {
-            (site & !7, false)
+        let store = if site & 7 <= 3 {
+            Store::Word8(site & !7)
         } else if site & 15 <= 11 {
-            (site & !15, true)
+            Store::Word16(site & !15)
         } else {
-            return false;
+            Store::Plain
+        };
+        let word = match store {
+            Store::Word8(w) | Store::Word16(w) => w,
+            Store::Plain => site,
         };
         let off = (site - word) as usize;
         // The bytes around the site, read without faulting.
-        let Some(old) = crate::handler::read_user::<[u8; 16]>(word) else { return false };
+        let old = match store {
+            Store::Plain => match crate::handler::read_user::<[u8; 7]>(site) {
+                Some(b) => {
+                    let mut o = [0u8; 16];
+                    o[..7].copy_from_slice(&b);
+                    o
+                }
+                None => return false,
+            },
+            _ => match crate::handler::read_user::<[u8; 16]>(word) {
+                Some(o) => o,
+                None => return false,
+            },
+        };
         if old[off..off + SITE.len()] != SITE {
             return false;
         }
         let Some(kind) = xsave_kind() else { return false };
-        if perms_of(site) != Some(*b"r-xp") {
+        if perms_of(site) != Some(*b"r-xp") || perms_of(site + 4) != Some(*b"r-xp") {
+            return false;
+        }
+        if matches!(store, Store::Plain) && !sole_program_thread() {
             return false;
         }
         let Some(page) = page_near(site) else { return false };
@@ -334,33 +367,146 @@ mod x86 {
         let mut new = old;
         new[off] = 0xe9; // jmp rel32
         new[off + 1..off + 5].copy_from_slice(&(rel as i32).to_le_bytes());
-        let code_page = word & !(PAGE - 1);
+        // The code pages holding the 5 bytes (two when they cross a page).
+        let first = site & !(PAGE - 1);
+        let len = ((site + 4) & !(PAGE - 1)) - first + PAGE;
         let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
-        // SAFETY: the page is a private executable mapping of the program's
-        // (checked above); it is writable only for the store below.
-        if unsafe { libc::mprotect(code_page as *mut libc::c_void, PAGE as usize, rwx) } != 0 {
+        // SAFETY: the pages are a private executable mapping of the
+        // program's (checked above); they are writable only for the store.
+        if unsafe { libc::mprotect(first as *mut libc::c_void, len as usize, rwx) } != 0 {
             // SAFETY: our own page, unused.
             unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
             return false;
         }
-        let swapped = if wide {
+        let swapped = match store {
             // SAFETY: `word` is 16-byte aligned and writable now; the compare
             // keeps a concurrent change (another library's) intact.
-            unsafe { cas16(word, &old, &new) }
-        } else {
-            // SAFETY: `word` is 8-byte aligned and writable now.
-            let w = unsafe { &*(word as *const AtomicU64) };
-            let o = u64::from_le_bytes(old[..8].try_into().unwrap_or([0; 8]));
-            let n = u64::from_le_bytes(new[..8].try_into().unwrap_or([0; 8]));
-            w.compare_exchange(o, n, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            Store::Word16(w) => unsafe { cas16(w, &old, &new) },
+            Store::Word8(w) => {
+                // SAFETY: `w` is 8-byte aligned and writable now.
+                let a = unsafe { &*(w as *const AtomicU64) };
+                let o = u64::from_le_bytes(old[..8].try_into().unwrap_or([0; 8]));
+                let n = u64::from_le_bytes(new[..8].try_into().unwrap_or([0; 8]));
+                a.compare_exchange(o, n, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            }
+            Store::Plain => {
+                // SAFETY: the 5 bytes are writable now, and no other thread
+                // runs the program's code (checked above; this thread is in
+                // the SIGSYS handler, not at the site, and returns to it
+                // through sigreturn, which serialises instruction fetch).
+                unsafe {
+                    for (k, b) in new[..5].iter().enumerate().rev() {
+                        core::ptr::write_volatile((site + k as u64) as *mut u8, *b);
+                    }
+                }
+                true
+            }
         };
         // SAFETY: back to what perms_of found.
-        unsafe { libc::mprotect(code_page as *mut libc::c_void, PAGE as usize, libc::PROT_READ | libc::PROT_EXEC) };
+        unsafe { libc::mprotect(first as *mut libc::c_void, len as usize, libc::PROT_READ | libc::PROT_EXEC) };
         if !swapped {
             // SAFETY: our own page, unused.
             unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
         }
         swapped
+    }
+
+    /// True when the calling thread is the only one of the process that
+    /// runs the program's code: every other task in `/proc/self/task` is
+    /// one of the engine's, which name themselves `ringport-*` and never
+    /// run program code. (A new thread of the engine carries its creator's
+    /// name until it names itself, and then counts as the program's: the
+    /// answer errs towards false.) While this thread is in the SIGSYS
+    /// handler, no other program thread can appear: only a program thread
+    /// could create one. Reads with raw calls into stack buffers.
+    fn sole_program_thread() -> bool {
+        // SAFETY: gettid cannot fail.
+        let me = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
+        // SAFETY: opening a directory of ours read-only.
+        let dir = unsafe { libc::open(c"/proc/self/task".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if dir < 0 {
+            return false;
+        }
+        let mut buf = [0u8; 4096];
+        let mut sole = true;
+        'scan: loop {
+            // SAFETY: getdents64 into our buffer.
+            let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
+                sole = false;
+                break;
+            }
+            if n == 0 {
+                break;
+            }
+            let mut at = 0usize;
+            while at + 19 < n as usize {
+                // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name.
+                let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                if reclen == 0 {
+                    sole = false;
+                    break 'scan;
+                }
+                let name = &buf[at + 19..(at + reclen).min(n as usize)];
+                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+                at += reclen;
+                let Some(tid) = parse_dec(name) else { continue };
+                if tid != me && !is_engine_thread(tid) {
+                    sole = false;
+                    break 'scan;
+                }
+            }
+        }
+        // SAFETY: closing our fd.
+        unsafe { libc::close(dir) };
+        sole
+    }
+
+    fn parse_dec(s: &[u8]) -> Option<u64> {
+        if s.is_empty() {
+            return None;
+        }
+        s.iter().try_fold(0u64, |v, &c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as u64))
+    }
+
+    /// True when task `tid` of this process is named `ringport-*`.
+    fn is_engine_thread(tid: u64) -> bool {
+        let mut path = [0u8; 64];
+        let mut n = 0;
+        for &c in b"/proc/self/task/" {
+            path[n] = c;
+            n += 1;
+        }
+        let mut digits = [0u8; 20];
+        let (mut k, mut v) = (0, tid);
+        loop {
+            digits[k] = b'0' + (v % 10) as u8;
+            k += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for i in (0..k).rev() {
+            path[n] = digits[i];
+            n += 1;
+        }
+        for &c in b"/comm\0" {
+            path[n] = c;
+            n += 1;
+        }
+        // SAFETY: path is NUL-terminated; reading into our buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                // Gone meanwhile: not running anything.
+                return true;
+            }
+            let mut comm = [0u8; 32];
+            let r = libc::read(fd, comm.as_mut_ptr().cast(), comm.len());
+            libc::close(fd);
+            r > 9 && comm.starts_with(b"ringport-")
+        }
     }
 
     /// 16-byte compare-and-swap (`lock cmpxchg16b`) at the aligned `addr`.

@@ -1,9 +1,10 @@
 //! Rewritten `io_uring_enter` call sites (`src/rewrite.rs`): a program's
 //! inline `mov $426,%eax; syscall` sequences, at three alignments, from four
 //! threads at once. The two that fit an aligned word are rewritten after
-//! their first trap and then served without one; the third keeps trapping;
-//! results, errors and a vector register held across the call are right on
-//! every path, natively and under `ringport run`.
+//! their first trap and then served without one; the third keeps trapping
+//! while other threads run program code, and is rewritten too in a program
+//! with one thread; results, errors and a vector register held across the
+//! call are right on every path, natively and under `ringport run`.
 
 mod common;
 use common::*;
@@ -33,6 +34,20 @@ fn enter_sites_are_rewritten_and_stay_correct() {
     // two only until they are rewritten.
     assert!(traps < calls / 3 + 200, "{stdout}");
     assert!(traps >= calls / 3, "{stdout}");
+}
+
+/// From one thread, the site that fits no aligned word is rewritten too:
+/// three sites, each trapping once.
+#[test]
+fn one_thread_gets_every_site_rewritten() {
+    let exe = build_c("rewrite");
+    let out = run(ringport_run().arg(&exe).arg("single"), 120);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let (sites, traps, calls) = figures(&stdout);
+    assert_eq!(sites, 3, "{stdout}");
+    // (Besides one per site: setup and the closing of the ring.)
+    assert!(traps < 10, "{traps} traps for {calls} enters: {stdout}");
 }
 
 #[test]

@@ -4,7 +4,10 @@
  * vector register holding a value across every call. Under `ringport run`
  * the first two sites are rewritten to call the engine without a trap (the
  * third keeps trapping); every result and the vector register must be right
- * either way. Prints "ok sites N traps M calls C". */
+ * either way. Prints "ok sites N traps M calls C".
+ * `rewrite single`: the same from the main thread alone; then the third
+ * site is rewritten too (plain stores are safe when no other thread runs
+ * the program's code). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <liburing.h>
@@ -81,15 +84,21 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	pthread_t t[THREADS];
-	for (long i = 0; i < THREADS; i++)
-		pthread_create(&t[i], NULL, worker, (void *)i);
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(t[i], NULL);
+	int threads = THREADS;
+	if (argc > 1 && !strcmp(argv[1], "single")) {
+		threads = 1;
+		worker(0);
+	} else {
+		for (long i = 0; i < THREADS; i++)
+			pthread_create(&t[i], NULL, worker, (void *)i);
+		for (int i = 0; i < THREADS; i++)
+			pthread_join(t[i], NULL);
+	}
 	unsigned long (*sites_fn)(void) = (unsigned long (*)(void))dlsym(RTLD_DEFAULT, "ringport_preload_rewritten_sites");
 	unsigned long long (*traps_fn)(void) = (unsigned long long (*)(void))dlsym(RTLD_DEFAULT, "ringport_preload_trap_count");
-	printf("ok sites %lu traps %llu calls %d\n", sites_fn ? sites_fn() : 0, traps_fn ? traps_fn() : 0, THREADS * ROUNDS);
+	printf("ok sites %lu traps %llu calls %d\n", sites_fn ? sites_fn() : 0, traps_fn ? traps_fn() : 0, threads * ROUNDS);
 	return 0;
 }
