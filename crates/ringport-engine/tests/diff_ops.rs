@@ -1887,3 +1887,31 @@ fn epoll_ctl() {
         close_fd(epfd);
     });
 }
+
+/// DEFER_TASKRUN with TASKRUN_FLAG: a poll that becomes ready shows as
+/// IORING_SQ_TASKRUN with nothing in the CQ yet; an enter runs it (the CQE
+/// appears) and clears the flag. (ringport sets the flag while the poll is
+/// armed, ahead of the readiness; only the states after the write are
+/// compared.)
+#[test]
+fn defer_taskrun_poll_sets_and_clears_the_taskrun_flag() {
+    diff("defer_taskrun_poll_flag", |b, t| {
+        let flags = abi::IORING_SETUP_SINGLE_ISSUER | abi::IORING_SETUP_DEFER_TASKRUN | abi::IORING_SETUP_TASKRUN_FLAG;
+        let Some(r) = ring(b, t, 8, flags) else { return };
+        // SAFETY: creating an eventfd.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(efd >= 0);
+        assert!(r.push(&Sqe { fd: efd, op_flags: libc::POLLIN as u32, ..Sqe::new(op::POLL_ADD, 1) }));
+        t.rec("submitted", r.submit(1));
+        t.rec("eventfd write", write_fd(efd, &1u64.to_ne_bytes()));
+        // Read at once, as liburing's defer-taskrun test does: the kernel
+        // set the flag inside the write.
+        let taskrun = |r: &Ring| r.sq_flags().load(Ordering::Acquire) & abi::IORING_SQ_TASKRUN != 0;
+        t.rec("CQEs before an enter", r.cq_ready());
+        t.rec("TASKRUN after the write", taskrun(&r));
+        t.rec("enter(GETEVENTS)", r.enter(0, 0, abi::IORING_ENTER_GETEVENTS));
+        t.rec("CQEs", r.reap().iter().map(Cqe::short).collect::<Vec<_>>());
+        t.rec("TASKRUN after the enter", taskrun(&r));
+        close_fd(efd);
+    });
+}

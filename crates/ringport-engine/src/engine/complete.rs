@@ -143,8 +143,37 @@ impl Ctx {
         }
         let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
         self.has_deferred.store(false, Ordering::Release);
-        self.rings.sq_flags().fetch_and(!abi::IORING_SQ_TASKRUN, Ordering::Release);
+        self.settle_taskrun_flag();
         std::mem::take(&mut *d)
+    }
+
+    /// DEFER_TASKRUN with TASKRUN_FLAG: IORING_SQ_TASKRUN tells the program
+    /// that an enter has work to run. It is set while completions are held
+    /// for the submitter, and while requests of the ring wait on readiness
+    /// in the reactor: the kernel sets it the moment such a request becomes
+    /// ready, in the waker's own context; ringport learns of it a little
+    /// later (the reactor thread, or the submitter's next enter, which
+    /// harvests ready polls itself), so it says so ahead of time. A program
+    /// then makes an enter that finds nothing to do at worst, never misses
+    /// one it needed. Cleared first, then set again if either holds, so a
+    /// concurrent post is never hidden.
+    pub fn settle_taskrun_flag(&self) {
+        if !self.has(abi::IORING_SETUP_DEFER_TASKRUN) || !self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
+            return;
+        }
+        self.rings.sq_flags().fetch_and(!abi::IORING_SQ_TASKRUN, Ordering::AcqRel);
+        let armed = self.poller.get().is_some_and(|p| p.armed_fd().is_some());
+        if armed || self.has_deferred.load(Ordering::Acquire) {
+            self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
+        }
+    }
+
+    /// Sets IORING_SQ_TASKRUN ahead of time for a request that now waits on
+    /// readiness (see [`Ctx::settle_taskrun_flag`]).
+    pub fn flag_taskrun_ahead(&self) {
+        if self.has(abi::IORING_SETUP_DEFER_TASKRUN) && self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
+            self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
+        }
     }
 
     /// Posts the submitter's own batch under the submit lock it holds.

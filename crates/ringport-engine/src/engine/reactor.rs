@@ -336,6 +336,7 @@ pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) 
         return Err(e);
     }
     p.armed.fetch_add(1, Ordering::AcqRel);
+    ctx.flag_taskrun_ahead();
     let mut w = p.watch.lock().unwrap_or_else(|e| e.into_inner());
     p.rewatch(&mut w);
     if w.harvesters > 0 {

@@ -149,6 +149,14 @@ impl Ctx {
     /// is non-empty at the end).
     pub fn wait_cqes(&self, min: u32, arg: &WaitArg) -> Result<(), Errno> {
         let min = min.min(self.rings.geo.cq_entries);
+        if self.has(crate::abi::IORING_SETUP_DEFER_TASKRUN) {
+            // The submitter runs what is ready now, as the kernel's task
+            // work would have been queued by the waker already.
+            if let Some(p) = self.poller.get().filter(|p| p.armed_fd().is_some()) {
+                p.harvest();
+            }
+            self.settle_taskrun_flag();
+        }
         self.run_deferred();
         self.flush_overflow();
         if self.cq_ready() >= min {
