@@ -12,7 +12,7 @@
 //! - The stub (one page per site, near the site so a `jmp rel32` reaches it)
 //!   steps over the 128-byte red zone, saves the argument registers, the
 //!   callee-saved register it uses and the whole extended register state
-//!   (`xsavec`/`xsaveopt`/`xsave`: the engine may use vector registers, the
+//!   (`xsavec`, else `xsave`: the engine may use vector registers, the
 //!   program may hold values in them across its syscall), calls
 //!   [`handler::serve_raw`]
 //!   (signals blocked as in the trap, the program's mask for a wait),
@@ -107,7 +107,10 @@ mod x86 {
     /// bytes after the REX.W prefix and before the `(%rsp)` operand, and
     /// how many bytes the area needs. XSAVEC (compacted, skips components in
     /// their initial state, as unused AVX-512 state is) where the CPU has
-    /// it, else XSAVEOPT, else XSAVE. None without OS-enabled XSAVE.
+    /// it, else XSAVE. Never XSAVEOPT: it may skip a component left
+    /// unmodified since the last XRSTOR from the same address, trusting the
+    /// area to still hold it, and the stub's area is on the stack, which
+    /// the program reuses between calls. None without OS-enabled XSAVE.
     fn xsave_kind() -> Option<([u8; 3], u32)> {
         // (cpuid is always available on x86_64.)
         let leaf1 = core::arch::x86_64::__cpuid(1);
@@ -123,8 +126,6 @@ mod x86 {
         let size = d0.ebx.max(d1.ebx);
         let insn = if d1.eax & 2 != 0 {
             [0x0f, 0xc7, 0x24] // xsavec64: 0f c7 /4
-        } else if d1.eax & 1 != 0 {
-            [0x0f, 0xae, 0x34] // xsaveopt64: 0f ae /6
         } else {
             [0x0f, 0xae, 0x24] // xsave64: 0f ae /4
         };
@@ -181,7 +182,7 @@ mod x86 {
         }
         c.extend([0xb8, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%eax
         c.extend([0xba, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%edx
-        c.push(0x48); // xsave64/xsaveopt64/xsavec64 (%rsp)
+        c.push(0x48); // xsave64/xsavec64 (%rsp)
         c.extend(save);
         c.push(0x24);
         c.extend([0x48, 0x8d, 0x7d, 0xd0]); // lea -48(%rbp),%rdi
