@@ -133,8 +133,9 @@ pub(crate) unsafe fn serve_syscall(nr: u32, a: [u64; 6]) -> libc::c_long {
 /// the thread as in the engine, so that the program's signal handlers wait
 /// until the call is served (`signals.rs`; a CQ wait that sleeps is woken
 /// by a signal as the kernel's is), disables cancellation, and returns the
-/// kernel's convention (the value or `-errno`), `errno` untouched. The shared core of the `syscall()` fast path and of
-/// rewritten call sites (`rewrite.rs`).
+/// kernel's convention (the value or `-errno`), `errno` untouched. The
+/// shared core of the `syscall()` fast path and of rewritten call sites
+/// (`rewrite.rs`).
 ///
 /// # Safety
 /// As the system call `nr` with arguments `a` (the engine fault-checks
@@ -439,11 +440,13 @@ pub(crate) fn read_user<T: Copy>(addr: u64) -> Option<T> {
     ok.then(|| unsafe { v.assume_init() })
 }
 
-/// `io_uring_enter`. A wait (`GETEVENTS`) without a signal mask of the
-/// program's own is given the program's mask at the call (saved in the
-/// ucontext, or returned by the interposer's `rt_sigprocmask`), so the engine sleeps in `ppoll` with it: the program's
-/// signals interrupt the wait with EINTR, atomically, as on the kernel,
-/// while the rest of the call runs with signals blocked.
+/// `io_uring_enter`. A trapped wait (`GETEVENTS`, `saved_mask` from the
+/// ucontext) without a signal mask of the program's own is given the
+/// program's mask at the trap, so the engine sleeps in `ppoll` with it and
+/// the program's signals interrupt the wait with EINTR, atomically, as on
+/// the kernel, while the rest of the call runs with signals blocked. On
+/// the direct paths (`saved_mask` None) the engine's sleep gate does the
+/// same at the sleep (`signals.rs`).
 fn enter(a: [u64; 6], saved_mask: Option<u64>) -> i64 {
     let (fd, to_submit, min, flags) = (a[0] as i32, a[1] as u32, a[2] as u32, a[3] as u32);
     let (arg, argsz) = (a[4] as usize as *const libc::c_void, a[5] as usize);

@@ -114,10 +114,11 @@ pub unsafe fn real_syscall(nr: libc::c_long, a1: libc::c_long, a2: libc::c_long,
         }
         return r;
     }
-    // SAFETY: p is libc's syscall. It is variadic, but on x86_64 and
-    // aarch64 (Linux) integer variadic arguments travel in the same
-    // registers and stack slots as these seven fixed ones, and glibc's
-    // implementation reads exactly seven.
+    // libc's `syscall` is variadic, but on x86_64 and aarch64 (Linux)
+    // integer variadic arguments travel in the same registers and stack
+    // slots as these seven fixed ones, and glibc's implementation reads
+    // exactly seven.
+    // SAFETY: p is libc's syscall, callable with this signature (above).
     let f: SyscallFn = unsafe { core::mem::transmute(p) };
     // SAFETY: forwarding the caller's arguments.
     unsafe { f(nr, a1, a2, a3, a4, a5, a6) }

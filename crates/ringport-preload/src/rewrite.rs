@@ -391,10 +391,11 @@ mod x86 {
                 a.compare_exchange(o, n, Ordering::SeqCst, Ordering::SeqCst).is_ok()
             }
             Store::Plain => {
-                // SAFETY: the 5 bytes are writable now, and no other thread
-                // runs the program's code (checked above; this thread is in
-                // the SIGSYS handler, not at the site, and returns to it
-                // through sigreturn, which serialises instruction fetch).
+                // No other thread runs the program's code (checked above);
+                // this thread is in the SIGSYS handler, not at the site, and
+                // returns to it through sigreturn, which serialises
+                // instruction fetch.
+                // SAFETY: the 5 bytes are writable now and nobody runs them.
                 unsafe {
                     for (k, b) in new[..5].iter().enumerate().rev() {
                         core::ptr::write_volatile((site + k as u64) as *mut u8, *b);
@@ -518,10 +519,11 @@ mod x86 {
         let o = u128::from_le_bytes(*old);
         let n = u128::from_le_bytes(*new);
         let ok: u64;
-        // SAFETY: per the contract; cmpxchg16b compares rdx:rax with the
-        // memory and stores rcx:rbx. rbx cannot be an asm operand, so it is
-        // saved in r8, loaded from rsi, and put back; every register used
-        // is named explicitly (none can be allocated to rbx).
+        // cmpxchg16b compares rdx:rax with the memory and stores rcx:rbx.
+        // rbx cannot be an asm operand, so it is saved in r8, loaded from
+        // rsi, and put back; every register used is named explicitly (none
+        // can be allocated to rbx).
+        // SAFETY: `addr` is aligned and writable (the contract); see above.
         unsafe {
             core::arch::asm!(
                 "mov r8, rbx",

@@ -155,14 +155,15 @@ impl Ctx {
     /// later (the reactor thread, or the submitter's next enter, which
     /// harvests ready polls itself), so it says so ahead of time. A program
     /// then makes an enter that finds nothing to do at worst, never misses
-    /// one it needed. Cleared first, then set again if either holds, so a
+    /// one it needed. (An IOPOLL ring's flag follows its held completions
+    /// only.) Cleared first, then set again if either holds, so a
     /// concurrent post is never hidden.
     pub fn settle_taskrun_flag(&self) {
-        if !self.has(abi::IORING_SETUP_DEFER_TASKRUN) || !self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
+        if !self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
             return;
         }
         self.rings.sq_flags().fetch_and(!abi::IORING_SQ_TASKRUN, Ordering::AcqRel);
-        let armed = self.poller.get().is_some_and(|p| p.armed_fd().is_some());
+        let armed = self.has(abi::IORING_SETUP_DEFER_TASKRUN) && self.poller.get().is_some_and(|p| p.armed_fd().is_some());
         if armed || self.has_deferred.load(Ordering::Acquire) {
             self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
         }

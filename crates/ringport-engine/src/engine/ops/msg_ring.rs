@@ -14,7 +14,7 @@
 //! second lock with a trylock and goes to io-wq when it fails). The source
 //! CQE follows the target's.
 
-use crate::abi::{self, msg};
+use crate::abi::msg;
 use crate::engine::opdef::{Issue, Mode, OpData, Req};
 use crate::engine::{register, registry, Cqe, Ctx, Errno, Sqe};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -66,6 +66,15 @@ pub(crate) fn issue(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     Issue::Done(r.unwrap_or_else(Errno::neg), 0)
 }
 
+/// A target still disabled (IORING_SETUP_R_DISABLED) takes no message.
+fn check_enabled(target: &Ctx) -> Result<(), Errno> {
+    if target.enabled.load(std::sync::atomic::Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(Errno(libc::EBADFD))
+    }
+}
+
 fn data(target: &Ctx, m: &MsgRing) -> Result<i32, Errno> {
     if m.src_slot != 0 || m.flags & !msg::FLAGS_PASS != 0 {
         return Err(Errno(libc::EINVAL));
@@ -73,9 +82,7 @@ fn data(target: &Ctx, m: &MsgRing) -> Result<i32, Errno> {
     if m.flags & msg::FLAGS_PASS == 0 && m.dst != 0 {
         return Err(Errno(libc::EINVAL));
     }
-    if target.has(abi::IORING_SETUP_R_DISABLED) && !target.enabled.load(std::sync::atomic::Ordering::Acquire) {
-        return Err(Errno(libc::EBADFD));
-    }
+    check_enabled(target)?;
     let flags = if m.flags & msg::FLAGS_PASS != 0 { m.dst } else { 0 };
     target.post(&[Cqe::new(m.user_data, m.len as i32, flags)]);
     Ok(0)
@@ -88,9 +95,7 @@ fn send_fd(ctx: &Ctx, target: &Ctx, m: &MsgRing) -> Result<i32, Errno> {
     if std::ptr::eq(ctx, target) {
         return Err(Errno(libc::EINVAL));
     }
-    if target.has(abi::IORING_SETUP_R_DISABLED) && !target.enabled.load(std::sync::atomic::Ordering::Acquire) {
-        return Err(Errno(libc::EBADFD));
-    }
+    check_enabled(target)?;
     // The source's registered file at `addr3`, duplicated for the target
     // (whose install makes its own private copy).
     let file = {
