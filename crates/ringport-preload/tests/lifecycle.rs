@@ -40,9 +40,10 @@ fn fork_child_gets_eexist_on_parent_rings_and_can_make_its_own() {
     lifecycle("fork", 30);
 }
 
-/// Engine bug: the worker pool's bookkeeping (idle worker count) is copied
-/// into a fork child whose worker threads do not exist, so the child's
-/// first punted op (here an fsync) waits forever for a worker.
+/// The worker pool's bookkeeping (idle worker count) is copied into a fork
+/// child whose worker threads do not exist; the engine's atfork hook resets
+/// it, so the child's first punted op (here an fsync) gets a fresh worker
+/// and completes.
 #[test]
 
 fn fork_child_punted_ops_after_parent_used_workers() {
