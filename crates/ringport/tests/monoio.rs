@@ -8,7 +8,7 @@
 //! here is served by ringport. (Its own binary: interception is process-wide
 //! and cannot be undone.)
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt, Canceller, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 use std::future::Future;
 use std::pin::Pin;
@@ -37,32 +37,18 @@ impl Future for Remote {
 async fn echo_round_trips(listener: TcpListener) {
     let addr = listener.local_addr().expect("local_addr");
     let server = monoio::spawn(async move {
-        let (mut conn, _) = listener.accept().await.expect("accept");
-        let mut buf = vec![0u8; 64];
-        loop {
-            let (n, b) = conn.read(buf).await;
-            let n = n.expect("server read");
-            if n == 0 {
-                break;
-            }
-            let (w, b) = conn.write_all(b[..n].to_vec()).await;
-            w.expect("server write");
-            buf = b;
-            buf.resize(64, 0);
-        }
+        let (conn, _) = listener.accept().await.expect("accept");
+        let (mut rd, mut wr) = conn.into_split();
+        let copied = monoio::io::copy(&mut rd, &mut wr).await.expect("server copy");
+        assert_eq!(copied, 30);
     });
     let mut client = TcpStream::connect(addr).await.expect("connect");
     for round in 0..3u8 {
         let msg = vec![b'a' + round; 10];
         let (w, _) = client.write_all(msg.clone()).await;
         w.expect("client write");
-        let mut got = Vec::new();
-        while got.len() < msg.len() {
-            let (n, b) = client.read(vec![0u8; 64]).await;
-            let n = n.expect("client read");
-            assert!(n > 0, "server closed early");
-            got.extend_from_slice(&b[..n]);
-        }
+        let (n, got) = client.read_exact(vec![0u8; msg.len()]).await;
+        assert_eq!(n.expect("client read_exact"), msg.len());
         assert_eq!(got, msg);
     }
     drop(client);
