@@ -382,6 +382,46 @@ fn sync_cancel_matches_kernel() {
     assert_eq!(ro, ko);
 }
 
+/// IORING_REGISTER_SYNC_CANCEL's argument checks: one struct (nr_args 1), a
+/// non-null pointer, zero padding; a cancel that finds nothing is -ENOENT.
+#[test]
+fn sync_cancel_argument_checks_match_kernel() {
+    use std::os::fd::AsRawFd;
+    const SYNC_CANCEL: u32 = 24;
+    fn observe(reg: &dyn Fn(*mut libc::c_void, u32) -> i32) -> Vec<i32> {
+        // SAFETY: the struct is plain integers; all-zero is valid.
+        let mut sc: ringport_engine::abi::io_uring_sync_cancel_reg = unsafe { std::mem::zeroed() };
+        sc.addr = 0x77;
+        sc.timeout.tv_sec = -1;
+        sc.timeout.tv_nsec = -1;
+        let p = &mut sc as *mut _ as *mut libc::c_void;
+        let mut out = vec![reg(p, 1), reg(p, 0), reg(p, 2), reg(std::ptr::null_mut(), 1)];
+        sc.pad2[0] = 1;
+        out.push(reg(&mut sc as *mut _ as *mut libc::c_void, 1));
+        sc.pad2[0] = 0;
+        sc.flags = 1 << 30;
+        out.push(reg(&mut sc as *mut _ as *mut libc::c_void, 1));
+        out
+    }
+    let Ok(k) = io_uring::IoUring::new(8) else {
+        println!("SKIPPED sync_cancel_argument_checks_match_kernel: the kernel's io_uring is unavailable");
+        return;
+    };
+    let kfd = k.as_raw_fd();
+    let ko = observe(&|arg, nr| {
+        // SAFETY: io_uring_register on our ring with a pointer to a live struct (or null).
+        let r = unsafe { libc::syscall(libc::SYS_io_uring_register, kfd, SYNC_CANCEL, arg, nr) };
+        if r < 0 { -std::io::Error::last_os_error().raw_os_error().unwrap() } else { r as i32 }
+    });
+    let rp = ringport_engine::Ring::new(8).unwrap();
+    let rfd = rp.as_raw_fd();
+    // SAFETY: as above, served by the engine.
+    let ro = observe(&|arg, nr| unsafe { ringport_engine::sys::io_uring_register(rfd, SYNC_CANCEL, arg, nr) });
+    println!("sync cancel arguments: kernel {ko:?}");
+    assert_eq!(ko[0], -libc::ENOENT, "the kernel's answer for a cancel that finds nothing");
+    assert_eq!(ro, ko);
+}
+
 // Cancelling a request that blocks in a worker: io-wq signals the worker,
 // the cancel answers -EALREADY, and the blocked call ends early (a pipe
 // splice posts -ERESTARTSYS, 512, as the kernel leaks it).

@@ -343,7 +343,7 @@ impl Submitter<'_> {
         }
         let t = timeout.map(|t| t.0).unwrap_or(abi::__kernel_timespec { tv_sec: -1, tv_nsec: -1 });
         sc.timeout = t;
-        self.register(reg::SYNC_CANCEL, &sc as *const _ as u64, 0)
+        self.register(reg::SYNC_CANCEL, &sc as *const _ as u64, 1)
     }
     /// Registers a ring of provided buffers for group `bgid`
     /// (IORING_REGISTER_PBUF_RING); `ring_addr` must be page aligned.

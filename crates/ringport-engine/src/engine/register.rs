@@ -561,7 +561,7 @@ pub(crate) fn register(ctx: &Arc<Ctx>, opcode: u32, arg: u64, nr: u32) -> Result
         reg::RESTRICTIONS => restrictions_register(ctx, arg, nr),
         reg::ENABLE_RINGS => enable_rings(ctx, arg, nr),
         reg::SYNC_CANCEL => {
-            if nr != 0 {
+            if arg == 0 || nr != 1 {
                 return Err(Errno(libc::EINVAL));
             }
             super::ops::cancel::sync_cancel(ctx, arg)
