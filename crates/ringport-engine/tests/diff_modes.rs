@@ -168,6 +168,17 @@ scenario!(iopoll_direct_io_only, |c, b| {
         reaped.extend(cqes!(ring));
     }
     obs.push(format!("reaped: {reaped:?}"));
+    // A direct write: on a device without poll queues the kernel does it
+    // unpolled (iomap clears the polled flag for writes) and succeeds,
+    // where the read above was refused.
+    push!(ring, c::opcode::Write::new(c::types::Fd(direct), buf, 4096).offset(4096).build().user_data(5));
+    let mut written = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while written.is_empty() && Instant::now() < deadline {
+        let _ = ring.submit_and_wait(1);
+        written.extend(cqes!(ring));
+    }
+    obs.push(format!("direct write: {written:?}"));
     push!(ring, c::opcode::Read::new(c::types::Fd(buffered), buf, 4096).build().user_data(4));
     let _ = ring.submit_and_wait(1);
     obs.push(format!("buffered: {:?}", cqes!(ring)));
