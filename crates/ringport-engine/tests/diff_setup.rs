@@ -507,3 +507,28 @@ fn setup_mmap_bad_offset() {
         t.rec("oversized SQ ring mapping", r);
     });
 }
+
+/// The feature bits ringport claims are ones this kernel claims too (it
+/// never advertises behaviour Linux does not have), and they include
+/// CUR_PERSONALITY, which liburing's eventfd tests require.
+#[test]
+fn features_are_a_subset_of_the_kernels() {
+    if let Err(e) = kernel_available() {
+        println!("SKIPPED features_are_a_subset_of_the_kernels: the kernel's io_uring is unavailable ({e})");
+        return;
+    }
+    let features = |b: &dyn Backend| {
+        // SAFETY: io_uring_params is plain integers; all-zero is a valid request.
+        let mut p: io_uring_params = unsafe { core::mem::zeroed() };
+        // SAFETY: p is a valid, writable params block.
+        let fd = unsafe { b.setup(4, &mut p) };
+        assert!(fd >= 0, "setup: {fd}");
+        b.close(fd);
+        p.features
+    };
+    let [k, r] = backends().map(features);
+    println!("features: kernel {k:#x}, ringport {r:#x}");
+    assert_eq!(r & !k, 0, "ringport claims {:#x} that the kernel does not", r & !k);
+    assert_ne!(r & abi::IORING_FEAT_CUR_PERSONALITY, 0);
+    assert_ne!(r & abi::IORING_FEAT_NODROP, 0);
+}

@@ -59,7 +59,10 @@ pub(crate) const FEATURES: u32 = abi::IORING_FEAT_NODROP
     | abi::IORING_FEAT_CQE_SKIP
     | abi::IORING_FEAT_FAST_POLL
     | abi::IORING_FEAT_SQPOLL_NONFIXED
-    | abi::IORING_FEAT_POLL_32BITS;
+    | abi::IORING_FEAT_POLL_32BITS
+    // Inline issue runs on the submitting thread; workers share the
+    // process's credentials (see docs/ARCHITECTURE.md for the one gap).
+    | abi::IORING_FEAT_CUR_PERSONALITY;
 
 /// The kernel's parameter checks, in its order. Fills sq/cq entries.
 fn validate(entries: u32, p: &mut io_uring_params) -> Result<(), Errno> {
