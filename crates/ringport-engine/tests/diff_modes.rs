@@ -160,25 +160,24 @@ scenario!(iopoll_direct_io_only, |c, b| {
     obs.push(format!("submit: {}", code(ring.submit())));
     obs.push(format!("visible before reaping: {:?}", cqes!(ring)));
     // The kernel's reap loop may return early (it yields on need_resched),
-    // so reap until the polled read shows up, within a bound.
-    let mut reaped = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while reaped.is_empty() && Instant::now() < deadline {
-        let _ = ring.submit_and_wait(1);
-        reaped.extend(cqes!(ring));
+    // so reap until a polled CQE shows up, within a bound.
+    macro_rules! reap_some {
+        () => {{
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while got.is_empty() && Instant::now() < deadline {
+                let _ = ring.submit_and_wait(1);
+                got.extend(cqes!(ring));
+            }
+            got
+        }};
     }
-    obs.push(format!("reaped: {reaped:?}"));
+    obs.push(format!("reaped: {:?}", reap_some!()));
     // A direct write: on a device without poll queues the kernel does it
     // unpolled (iomap clears the polled flag for writes) and succeeds,
     // where the read above was refused.
     push!(ring, c::opcode::Write::new(c::types::Fd(direct), buf, 4096).offset(4096).build().user_data(5));
-    let mut written = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while written.is_empty() && Instant::now() < deadline {
-        let _ = ring.submit_and_wait(1);
-        written.extend(cqes!(ring));
-    }
-    obs.push(format!("direct write: {written:?}"));
+    obs.push(format!("direct write: {:?}", reap_some!()));
     push!(ring, c::opcode::Read::new(c::types::Fd(buffered), buf, 4096).build().user_data(4));
     let _ = ring.submit_and_wait(1);
     obs.push(format!("buffered: {:?}", cqes!(ring)));
