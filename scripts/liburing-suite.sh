@@ -51,6 +51,28 @@ say() { echo "liburing-suite: $*" >&2; }
 die() { say "$*"; exit 2; }
 
 # --- 1. source -------------------------------------------------------------
+# The URI of the apt entry that serves this release's main suite.
+mirror_uri() {
+	local codename=${VERSION_CODENAME:-bookworm}
+	local f uri
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		uri=$(awk -v s="$codename" '
+			/^[[:space:]]*$/ { if (u != "" && ok) { print u; exit } u = ""; ok = 0; next }
+			/^URIs:/ { u = $2 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
+			END { if (u != "" && ok) print u }' "$f" | head -n1)
+		[ -n "$uri" ] && { echo "$uri"; return 0; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		uri=$(awk -v s="$codename" '$1 == "deb" && $0 !~ /\[/ && $3 == s { print $2; exit }
+			$1 == "deb" && $0 ~ /\[/ { for (i = 2; i <= NF; i++) if ($i ~ /\]$/) { if ($(i+2) == s) { print $(i+1); exit } break } }' "$f")
+		[ -n "$uri" ] && { echo "$uri"; return 0; }
+	done
+	return 1
+}
+
 ensure_deb_src() {
 	if apt-cache showsrc liburing 2>/dev/null | grep -q '^Package: liburing'; then
 		return 0
@@ -59,10 +81,15 @@ ensure_deb_src() {
 	. /etc/os-release
 	local codename=${VERSION_CODENAME:-bookworm}
 	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+	# The mirror is the one the machine's own binary entries for the main
+	# suite use (deb822 or one-line format): no host name is written here.
+	local uri
+	uri=$(mirror_uri)
+	[ -n "$uri" ] || die "no Debian mirror found in the apt sources to add a deb-src entry for"
 	say "adding a deb-src entry for $codename"
 	{
 		echo "Types: deb-src"
-		echo "URIs: http://deb.debian.org/debian"
+		echo "URIs: $uri"
 		echo "Suites: $codename"
 		echo "Components: main"
 		[ -f "$keyring" ] && echo "Signed-By: $keyring"
