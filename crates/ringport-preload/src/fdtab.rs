@@ -37,8 +37,6 @@ pub struct Slot {
     pub low: AtomicI32,
     /// The process that created the ring.
     pub pid: AtomicI32,
-    /// Set in a `fork` child for every ring the parent had.
-    pub inherited: AtomicBool,
     /// Identity of the ring's memfd.
     pub dev: AtomicU64,
     /// Identity of the ring's memfd.
@@ -51,7 +49,6 @@ impl Slot {
             state: AtomicU32::new(EMPTY),
             low: AtomicI32::new(0),
             pid: AtomicI32::new(0),
-            inherited: AtomicBool::new(false),
             dev: AtomicU64::new(0),
             ino: AtomicU64::new(0),
         }
@@ -88,7 +85,6 @@ impl Slot {
     pub fn publish(&self, low: i32, pid: i32, ident: (u64, u64)) {
         self.low.store(low, Ordering::Relaxed);
         self.pid.store(pid, Ordering::Relaxed);
-        self.inherited.store(false, Ordering::Relaxed);
         self.dev.store(ident.0, Ordering::Relaxed);
         self.ino.store(ident.1, Ordering::Relaxed);
         self.state.store(LIVE, Ordering::Release);
@@ -124,7 +120,7 @@ pub fn distrust() {
 /// the library first. None otherwise (the caller then checks the fd).
 pub fn known_ident(fd: i32) -> Option<(u64, u64)> {
     let s = slot(fd)?;
-    if !TRUSTED.load(Ordering::Relaxed) || !s.is_live() || s.inherited.load(Ordering::Relaxed) {
+    if !TRUSTED.load(Ordering::Relaxed) || !s.is_live() {
         return None;
     }
     let id = s.ident();
@@ -219,31 +215,6 @@ pub fn ident(fd: i32) -> Option<(u64, u64)> {
     // SAFETY: fstat succeeded and filled st.
     let st = unsafe { st.assume_init() };
     Some((st.st_dev, st.st_ino))
-}
-
-/// In a `fork` child: marks every ring the parent held as inherited.
-/// Single-threaded context (the child has one thread), so plain stores.
-pub fn mark_all_inherited() -> bool {
-    let mut any = false;
-    for (_, s) in slots() {
-        if s.state.load(Ordering::Acquire) != EMPTY {
-            s.inherited.store(true, Ordering::Relaxed);
-            any = true;
-        }
-    }
-    any
-}
-
-/// True when `fd` refers to a ring inherited from a parent process
-/// (checked by memfd identity, so `dup`s of it count too).
-pub fn is_inherited(fd: i32) -> bool {
-    if let Some(s) = slot(fd) {
-        if s.is_live() {
-            return s.inherited.load(Ordering::Relaxed) && ident(fd) == Some(s.ident());
-        }
-    }
-    let Some(id) = ident(fd) else { return false };
-    slots().any(|(_, s)| s.is_live() && s.inherited.load(Ordering::Relaxed) && s.ident() == id)
 }
 
 /// True when an open fd other than those in `exclude` refers to the memfd

@@ -50,8 +50,6 @@ struct SigsysInfo {
 /// child hook. A trap in another pid (a `vfork` child, a raw `clone`)
 /// shares our memory or a stale copy of it, and must not touch either.
 pub static OWNER_PID: AtomicI32 = AtomicI32::new(0);
-/// Set in a `fork` child that inherited rings.
-pub static INHERITED_ANY: AtomicBool = AtomicBool::new(false);
 
 /// The SIGSYS action the program had before us, or set after us through
 /// the interposed `sigaction`/`signal`: (handler, sa_flags). Non-ringport
@@ -374,25 +372,8 @@ fn setup(entries: u32, params: *mut io_uring_params) -> i64 {
 fn forget_stale(slot: &fdtab::Slot) {
     let low = slot.low.load(Ordering::Relaxed);
     if fdtab::ident(low) == Some(slot.ident()) {
-        if slot.inherited.load(Ordering::Relaxed) {
-            bypass_close(low);
-        } else {
-            sys::io_uring_close(low);
-        }
+        sys::io_uring_close(low);
     }
-}
-
-/// Decides whether this process may use ring `fd`: `Err(-EEXIST)` for a
-/// ring inherited over `fork` (the parent's engine serves it; ours holds a
-/// stale copy), as the kernel answers for a SINGLE_ISSUER ring used by
-/// another task. Hot path: no system call unless this process is a fork
-/// child that inherited rings. A `vfork` child shares our memory, so it is
-/// served as the parent would be (as the kernel does).
-fn check_owner(fd: i32) -> Result<(), i64> {
-    if INHERITED_ANY.load(Ordering::Relaxed) && fdtab::is_inherited(fd) {
-        return Err(-(libc::EEXIST as i64));
-    }
-    Ok(())
 }
 
 /// Set once `process_vm_readv` was refused (seccomp, as in Docker without
@@ -450,11 +431,6 @@ pub(crate) fn read_user<T: Copy>(addr: u64) -> Option<T> {
 fn enter(a: [u64; 6], saved_mask: Option<u64>) -> i64 {
     let (fd, to_submit, min, flags) = (a[0] as i32, a[1] as u32, a[2] as u32, a[3] as u32);
     let (arg, argsz) = (a[4] as usize as *const libc::c_void, a[5] as usize);
-    if flags & abi::IORING_ENTER_REGISTERED_RING == 0 {
-        if let Err(e) = check_owner(fd) {
-            return e;
-        }
-    }
     // A ring fd this library handed out and tracks needs no fstat to be
     // found (see fdtab::known_ident).
     let known = if flags & abi::IORING_ENTER_REGISTERED_RING == 0 { fdtab::known_ident(fd) } else { None };
@@ -500,11 +476,6 @@ fn enter(a: [u64; 6], saved_mask: Option<u64>) -> i64 {
 /// `io_uring_register`.
 fn register(a: [u64; 6]) -> i64 {
     let (fd, opcode) = (a[0] as i32, a[1] as u32);
-    if opcode & abi::reg::USE_REGISTERED_RING == 0 {
-        if let Err(e) = check_owner(fd) {
-            return e;
-        }
-    }
     // SAFETY: sys fault-checks the argument pointer.
     unsafe { sys::io_uring_register(fd, opcode, a[2] as usize as *mut libc::c_void, a[3] as u32) as i64 }
 }
@@ -538,9 +509,7 @@ fn ring_lost_fd(slot: &fdtab::Slot) {
     if fdtab::ident(low) != Some(id) {
         return;
     }
-    if slot.inherited.load(Ordering::Relaxed) {
-        bypass_close(low);
-    } else if !(fdtab::other_fd_refers(id, [low, -1]) && fdtab::add_orphan(low, id)) {
+    if !(fdtab::other_fd_refers(id, [low, -1]) && fdtab::add_orphan(low, id)) {
         sys::io_uring_close(low);
     }
 }
@@ -565,19 +534,12 @@ fn close(fd: i32) -> i64 {
 }
 
 /// Closes ring `fd` whose slot the caller claimed: the engine forgets the
-/// ring (unless it is a parent's, inherited over fork, whose engine state
-/// here is only a stale copy), and its engine fd is closed.
+/// ring (in a fork child, only this process's use of a ring it shares with
+/// its parent ends), and its engine fd is closed.
 fn close_ring(fd: i32, slot: &fdtab::Slot) -> i64 {
     let id = slot.ident();
     let low = slot.low.load(Ordering::Relaxed);
     let low_is_ring = fdtab::ident(low) == Some(id);
-    if slot.inherited.load(Ordering::Relaxed) {
-        let r = bypass_close(fd);
-        if low_is_ring {
-            bypass_close(low);
-        }
-        return r;
-    }
     if fdtab::ident(fd) == Some(id) {
         if low_is_ring && fdtab::other_fd_refers(id, [fd, low]) && fdtab::add_orphan(low, id) {
             // A dup of the ring is still open: the ring lives on, as on

@@ -190,16 +190,14 @@ fn install_once() -> Result<(), InstallError> {
 }
 
 /// `pthread_atfork` child hook: this process is now the owner of its own
-/// (copied) ring table, and every ring it inherited belongs to the parent.
+/// (copied) ring table. The rings it inherited are shared with the parent
+/// (the engine adopts them on first use).
 extern "C" fn after_fork_child() {
     // SAFETY: getpid cannot fail.
     handler::OWNER_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     fdtab::grow_table(|fd| {
         handler::bypass_close(fd);
     });
-    if fdtab::mark_all_inherited() {
-        handler::INHERITED_ANY.store(true, Ordering::Relaxed);
-    }
 }
 
 /// True when this code is part of a shared object (the cdylib loaded with

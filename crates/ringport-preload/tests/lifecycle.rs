@@ -35,8 +35,11 @@ fn dup2_over_ring_fd_frees_or_orphans_the_ring() {
     lifecycle("dup2", 30);
 }
 
+/// A ring inherited over fork is shared, as on Linux: each process reaps
+/// the other's completions and submits its own; a post by one ends the
+/// other's wait; a SINGLE_ISSUER ring refuses the child (EEXIST).
 #[test]
-fn fork_child_gets_eexist_on_parent_rings_and_can_make_its_own() {
+fn fork_parent_and_child_share_a_ring_single_issuer_refuses_the_child() {
     lifecycle("fork", 30);
 }
 

@@ -34,10 +34,18 @@ pub(crate) struct CqState {
 impl CqState {
     /// Records whether the backlog is non-empty, in the private flag and in
     /// the program-visible `IORING_SQ_CQ_OVERFLOW` bit.
+    /// The bit is the ring's, so it stays set while any process sharing the
+    /// ring (see `shared.rs`) has a backlog. Runs under the submit lock.
     fn set_overflow(&self, ctx: &Ctx) {
         let on = !self.backlog.is_empty();
-        ctx.has_backlog.store(on, Ordering::Release);
-        if on {
+        if ctx.has_backlog.swap(on, Ordering::AcqRel) != on {
+            if on {
+                ctx.shm.backlogged.fetch_add(1, Ordering::Relaxed);
+            } else {
+                ctx.shm.backlogged.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if ctx.shm.backlogged.load(Ordering::Relaxed) > 0 {
             ctx.rings.sq_flags().fetch_or(abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
         } else {
             ctx.rings.sq_flags().fetch_and(!abi::IORING_SQ_CQ_OVERFLOW, Ordering::Release);
@@ -101,7 +109,7 @@ impl Ctx {
     /// Posts a batch of CQEs now (taking the submit lock).
     pub fn post_now(&self, cqes: &[Cqe]) {
         let sleepers = {
-            let mut st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.lock_submit();
             self.post_locked_batch(&mut st.cq, cqes)
         };
         self.notify(sleepers);
@@ -117,7 +125,7 @@ impl Ctx {
         let held = (self.has(abi::IORING_SETUP_DEFER_TASKRUN)
             || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL)))
             && !super::enter::in_enter(self);
-        let mut st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock_submit();
         if !still_armed() {
             return;
         }
@@ -213,7 +221,7 @@ impl Ctx {
             return true;
         }
         let (empty, waiters) = {
-            let mut guard = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.lock_submit();
             let st = &mut guard.cq;
             let mut space = self.cq_space(st);
             while space > 0 {

@@ -107,10 +107,15 @@ pub(crate) fn enter(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u3
 
 fn enter_inner(ctx: &Arc<Ctx>, to_submit: u32, min_complete: u32, flags: u32, arg: RawArg) -> Result<i32, Errno> {
     let mut ret = 0i32;
-    if let Some(sqd) = ctx.sqd.get() {
+    if ctx.has(abi::IORING_SETUP_SQPOLL) {
         // The poller submits; enter only wakes it, or waits for SQ room.
+        // In a fork child the poller is the parent's thread, which looks at
+        // the SQ every slice by itself (see shared.rs).
         if flags & abi::IORING_ENTER_SQ_WAKEUP != 0 {
-            sqd.wake();
+            match ctx.sqd.get() {
+                Some(sqd) => sqd.wake(),
+                None => ctx.check_sq_owner()?,
+            }
         }
         if flags & abi::IORING_ENTER_SQ_WAIT != 0 {
             wait_sq_room(ctx);

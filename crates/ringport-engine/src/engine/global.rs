@@ -6,8 +6,9 @@
 //! forever. So each service lives behind a [`Global`] pointer that the
 //! `pthread_atfork` child handler clears; the child starts fresh services on
 //! first use and the parent's copies are leaked (nothing may touch them).
-//! The parent's rings themselves are not usable in the child (see
-//! docs/INTERCEPTION.md: the interception library answers EEXIST there).
+//! The parent's rings are shared with the child, as on Linux: see
+//! `registry.rs` (how the child finds them) and `shared.rs` (what the two
+//! processes share).
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Once;
@@ -56,15 +57,30 @@ impl<T: 'static> Global<T> {
     fn reset(&self) {
         self.ptr.store(core::ptr::null_mut(), Ordering::Release);
     }
+
+    /// Forgets the instance and returns it (null if there was none); it
+    /// is never freed.
+    pub fn take(&self) -> *const T {
+        self.ptr.swap(core::ptr::null_mut(), Ordering::AcqRel)
+    }
+}
+
+extern "C" fn fork_prepare() {
+    super::registry::before_fork();
+}
+
+extern "C" fn fork_parent() {
+    super::registry::after_fork_parent();
 }
 
 extern "C" fn fork_child() {
-    // Only atomic stores and a close: no allocation, no locks.
+    // Only atomic stores, an unlock and a close: no allocation.
+    super::registry::after_fork_child();
+    super::shared::forget_pid();
     super::reactor::close_inherited();
     super::wq::POOL.reset();
     super::timer::TIMERS.reset();
     super::reactor::REACTOR.reset();
-    super::registry::RINGS.reset();
     super::aio::AIO.reset();
     // The forking thread goes on in the child with a new thread id.
     super::TID.with(|t| t.set(0));
@@ -74,8 +90,10 @@ extern "C" fn fork_child() {
 pub(crate) fn install_fork_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: registers a handler that only touches atomics and closes
-        // an fd the child inherited.
-        unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
+        // SAFETY: registers handlers that run outside any engine lock: the
+        // prepare handler takes the ring registry's read lock, the parent
+        // and child handlers release it; the child one otherwise only
+        // touches atomics and closes an fd the child inherited.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     });
 }

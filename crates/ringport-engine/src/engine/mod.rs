@@ -20,6 +20,7 @@ pub(crate) mod reactor;
 pub(crate) mod registry;
 pub(crate) mod ring;
 pub(crate) mod setup;
+pub(crate) mod shared;
 pub(crate) mod sqpoll;
 pub(crate) mod submit;
 pub(crate) mod timer;
@@ -153,6 +154,37 @@ impl Cqe {
     }
 }
 
+/// The submit state, locked (see [`Ctx::lock_submit`]). Dropping it stores
+/// the SQ head and CQ tail back into the shared page, then unlocks.
+pub(crate) struct SubmitGuard<'a> {
+    st: std::sync::MutexGuard<'a, submit::SubmitState>,
+    shm: &'a shared::Shm,
+}
+
+impl core::ops::Deref for SubmitGuard<'_> {
+    type Target = submit::SubmitState;
+    #[inline]
+    fn deref(&self) -> &submit::SubmitState {
+        &self.st
+    }
+}
+
+impl core::ops::DerefMut for SubmitGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut submit::SubmitState {
+        &mut self.st
+    }
+}
+
+impl Drop for SubmitGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.shm.sq_head.store(self.st.head, std::sync::atomic::Ordering::Relaxed);
+        self.shm.cq_tail.store(self.st.cq.tail, std::sync::atomic::Ordering::Relaxed);
+        self.shm.unlock();
+    }
+}
+
 thread_local! {
     /// This thread's id once asked for (0: not yet).
     pub(crate) static TID: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
@@ -203,9 +235,9 @@ pub(crate) struct Ctx {
     pub has_evfd: AtomicBool,
     /// The SQPOLL thread serving this ring, with IORING_SETUP_SQPOLL.
     pub sqd: std::sync::OnceLock<std::sync::Arc<sqpoll::SqData>>,
-    /// The thread allowed to submit (SINGLE_ISSUER; 0 = anyone), and the
-    /// one that runs deferred completions (DEFER_TASKRUN).
-    pub submitter: std::sync::atomic::AtomicI32,
+    /// The state shared with every process that inherited the ring over
+    /// fork (SQ head, CQ tail, their lock, the SINGLE_ISSUER submitter).
+    pub shm: shared::ShmPage,
     /// False while an R_DISABLED ring waits for IORING_REGISTER_ENABLE_RINGS.
     pub enabled: AtomicBool,
     /// Restrictions, once registered (enforced once the ring is enabled).
@@ -236,6 +268,57 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A context for `rings` with nothing in flight and nothing registered.
+    pub(crate) fn new(rings: ring::Rings, shm: shared::ShmPage, flags: u32, ident: (u64, u64), enabled: bool) -> std::sync::Arc<Ctx> {
+        std::sync::Arc::new_cyclic(|me| Ctx {
+            me: me.clone(),
+            timeouts: Default::default(),
+            polls: Default::default(),
+            cq_timeouts: AtomicU32::new(0),
+            seq_timeouts: AtomicBool::new(false),
+            cq_posted: AtomicU32::new(0),
+            remote_tw: Default::default(),
+            has_remote_tw: AtomicBool::new(false),
+            rings,
+            shm,
+            flags,
+            ident,
+            submit: Mutex::new(Default::default()),
+            drain: Default::default(),
+            cq_seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            rsrc: RwLock::new(Default::default()),
+            evfd: RwLock::new(None),
+            has_evfd: AtomicBool::new(false),
+            has_backlog: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            sig_waiters: AtomicU32::new(0),
+            sig_evfd: Default::default(),
+            poller: Default::default(),
+            poller_init: Default::default(),
+            ready_evfd: Default::default(),
+            ready_signalled: AtomicBool::new(false),
+            kbufs: Default::default(),
+            sqd: Default::default(),
+            enabled: AtomicBool::new(enabled),
+            restrictions: Default::default(),
+            deferred: Default::default(),
+            has_deferred: AtomicBool::new(false),
+        })
+    }
+
+    /// The submit lock (the kernel's `uring_lock`, which is also the CQ
+    /// lock here), with the process-shared lock and the SQ head and CQ tail
+    /// it guards (see [`shared`]).
+    #[inline]
+    pub(crate) fn lock_submit(&self) -> SubmitGuard<'_> {
+        let mut st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        self.shm.lock();
+        st.head = self.shm.sq_head.load(std::sync::atomic::Ordering::Relaxed);
+        st.cq.tail = self.shm.cq_tail.load(std::sync::atomic::Ordering::Relaxed);
+        SubmitGuard { st, shm: &self.shm }
+    }
+
     /// An `Arc` of this context (None only while it is being dropped).
     pub fn self_arc(&self) -> Option<std::sync::Arc<Ctx>> {
         self.me.upgrade()
@@ -353,7 +436,7 @@ impl Ctx {
 
     /// SINGLE_ISSUER: EEXIST unless the caller is the ring's submitter.
     pub fn check_issuer(&self) -> Result<(), Errno> {
-        let s = self.submitter.load(std::sync::atomic::Ordering::Acquire);
+        let s = self.shm.submitter.load(std::sync::atomic::Ordering::Acquire);
         if s != 0 && s != Ctx::tid() {
             return Err(Errno(libc::EEXIST));
         }

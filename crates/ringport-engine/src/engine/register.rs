@@ -47,6 +47,20 @@ impl Resources {
     }
 }
 
+impl Resources {
+    /// This process's copy of a table inherited over fork: the same files
+    /// (duplicated, so that the copy owns its fds) and the same buffers.
+    pub(crate) fn inherit(&self) -> Resources {
+        Resources {
+            files: self.files.iter().map(|f| f.as_ref().and_then(|fd| dup_private(fd.as_raw_fd()).ok()).map(Arc::new)).collect(),
+            bufs: self.bufs.clone(),
+            alloc_hint: self.alloc_hint,
+            alloc_start: self.alloc_start,
+            alloc_end: self.alloc_end,
+        }
+    }
+}
+
 /// A registered eventfd.
 pub(crate) struct EventFd {
     fd: OwnedFd,
@@ -55,6 +69,11 @@ pub(crate) struct EventFd {
 }
 
 impl EventFd {
+    /// This process's copy of a registration inherited over fork.
+    pub(crate) fn inherit(&self) -> Option<EventFd> {
+        Some(EventFd { fd: dup_private(self.fd.as_raw_fd()).ok()?, async_only: self.async_only })
+    }
+
     /// Adds one to the eventfd's counter.
     pub fn signal(&self) {
         let one = 1u64;
@@ -416,7 +435,7 @@ fn probe(arg: u64, nr: u32) -> Result<i32, Errno> {
 }
 
 /// IORING_REGISTER_RESTRICTIONS: what an enabled ring may do.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub(crate) struct Restrictions {
     register_ops: u64,
     sqe_ops: u64,
@@ -484,7 +503,7 @@ fn enable_rings(ctx: &Ctx, arg: u64, nr: u32) -> Result<i32, Errno> {
         return Err(Errno(libc::EBADFD));
     }
     if ctx.has(abi::IORING_SETUP_SINGLE_ISSUER) {
-        ctx.submitter.store(Ctx::tid(), Ordering::Release);
+        ctx.shm.submitter.store(Ctx::tid(), Ordering::Release);
     }
     ctx.enabled.store(true, Ordering::Release);
     if let Some(sqd) = ctx.sqd.get() {

@@ -3,9 +3,17 @@
 //! A ring is recognised by the identity of its memfd (device and inode), not
 //! by the fd number alone, so a `dup`ed or inherited ring fd finds its ring
 //! and a reused fd number never does.
+//!
+//! Across `fork`: the prepare hook holds the registry (read) so that the
+//! child's copy is whole, and marks every ring inherited (`shared.rs`). The
+//! child starts an empty registry and keeps its parent's as a *generation*
+//! (up to [`GENERATIONS`] of them, for grandchildren). The first time the
+//! child names an inherited ring, it adopts it: a context of its own on the
+//! same shared memory ([`Ctx::adopt`]).
 
 use super::{Ctx, Errno};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 pub(crate) struct Entry {
     /// The fd the ring was created with (informational: lookups go by identity).
@@ -14,8 +22,93 @@ pub(crate) struct Entry {
     ctx: Arc<Ctx>,
 }
 
-/// The process's rings (empty in a fork child: the parent's are not usable).
-pub(crate) static RINGS: super::global::Global<RwLock<Vec<Entry>>> = super::global::Global::new(|| RwLock::new(Vec::new()));
+type Table = RwLock<Vec<Entry>>;
+
+/// The process's rings (empty in a fork child until it adopts its parent's).
+pub(crate) static RINGS: super::global::Global<Table> = super::global::Global::new(|| RwLock::new(Vec::new()));
+
+/// How many ancestors' registries a process remembers.
+const GENERATIONS: usize = 8;
+
+/// The registries of the processes this one was forked from, newest first
+/// (copies made at the fork; never freed, never written).
+static INHERITED: [AtomicPtr<Table>; GENERATIONS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; GENERATIONS];
+
+thread_local! {
+    /// The registry read lock the fork prepare hook holds.
+    static FORK_HOLD: std::cell::RefCell<Option<RwLockReadGuard<'static, Vec<Entry>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The rings this process uses that other processes share.
+pub(crate) fn shared_rings() -> Vec<Arc<Ctx>> {
+    let Some(t) = RINGS.peek() else { return Vec::new() };
+    let v = t.read().unwrap_or_else(|e| e.into_inner());
+    v.iter().filter(|e| e.ctx.shm.is_inherited() && !e.ctx.closed.load(Ordering::Acquire)).map(|e| e.ctx.clone()).collect()
+}
+
+/// `fork` prepare hook: holds the registry and marks every ring inherited.
+pub(crate) fn before_fork() {
+    super::shared::arm_exit_hook();
+    let g = RINGS.get().read().unwrap_or_else(|e| e.into_inner());
+    for e in g.iter() {
+        e.ctx.mark_inherited();
+    }
+    FORK_HOLD.with(|h| *h.borrow_mut() = Some(g));
+}
+
+/// `fork` parent hook: lets the registry go.
+pub(crate) fn after_fork_parent() {
+    FORK_HOLD.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// `fork` child hook: unlocks the copied registry and keeps it as the
+/// newest generation; the child starts an empty one.
+pub(crate) fn after_fork_child() {
+    FORK_HOLD.with(|h| drop(h.borrow_mut().take()));
+    let parent = RINGS.take() as *mut Table;
+    for i in (1..GENERATIONS).rev() {
+        INHERITED[i].store(INHERITED[i - 1].load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    INHERITED[0].store(parent, Ordering::Release);
+}
+
+/// The inherited (not yet adopted) ring whose identity is `id`: marked
+/// taken in its generation, so it is adopted once.
+fn take_inherited(id: (u64, u64)) -> Option<Arc<Ctx>> {
+    for gen in &INHERITED {
+        let p = gen.load(Ordering::Acquire);
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: generations are leaked registries, never freed.
+        let Ok(v) = (unsafe { &*p }).try_read() else { continue };
+        if let Some(e) = v.iter().find(|e| e.ctx.ident == id && !e.ctx.closed.load(Ordering::Acquire)) {
+            // The copy is this process's own memory: marking it closed
+            // touches nothing of the parent's.
+            e.ctx.closed.store(true, Ordering::Release);
+            return Some(e.ctx.clone());
+        }
+    }
+    None
+}
+
+/// Adopts the inherited ring `id` (see the module comment).
+#[cold]
+fn adopt(id: (u64, u64)) -> Result<Arc<Ctx>, Errno> {
+    if INHERITED[0].load(Ordering::Acquire).is_null() {
+        return Err(Errno(libc::EOPNOTSUPP));
+    }
+    let mut v = RINGS.get().write().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = v.iter().find(|e| e.ctx.ident == id) {
+        return Ok(e.ctx.clone());
+    }
+    let old = take_inherited(id).ok_or(Errno(libc::EOPNOTSUPP))?;
+    let ctx = Ctx::adopt(&old);
+    super::shared::arm_exit_hook();
+    v.retain(|e| !e.ctx.closed.load(Ordering::Acquire));
+    v.push(Entry { fd: -1, ctx: ctx.clone() });
+    Ok(ctx)
+}
 
 /// The (st_dev, st_ino) of `fd`, or EBADF.
 pub(crate) fn identity(fd: i32) -> Result<(u64, u64), Errno> {
@@ -48,7 +141,13 @@ pub(crate) fn lookup(fd: i32) -> Result<Arc<Ctx>, Errno> {
 /// no `fstat` is needed.
 pub(crate) fn lookup_ident(id: (u64, u64)) -> Result<Arc<Ctx>, Errno> {
     let v = RINGS.get().read().unwrap_or_else(|e| e.into_inner());
-    v.iter().find(|e| e.ctx.ident == id).map(|e| e.ctx.clone()).ok_or(Errno(libc::EOPNOTSUPP))
+    match v.iter().find(|e| e.ctx.ident == id) {
+        Some(e) => Ok(e.ctx.clone()),
+        None => {
+            drop(v);
+            adopt(id)
+        }
+    }
 }
 
 /// True when `fd` refers to a ringport ring.
@@ -60,6 +159,13 @@ pub(crate) fn is_ring(fd: i32) -> bool {
 pub(crate) fn remove(fd: i32) -> Option<Arc<Ctx>> {
     let id = identity(fd).ok()?;
     let mut v = RINGS.get().write().unwrap_or_else(|e| e.into_inner());
-    let i = v.iter().position(|e| e.ctx.ident == id)?;
-    Some(v.swap_remove(i).ctx)
+    match v.iter().position(|e| e.ctx.ident == id) {
+        Some(i) => Some(v.swap_remove(i).ctx),
+        None => {
+            // An inherited ring this process never used: forget it here.
+            drop(v);
+            take_inherited(id);
+            None
+        }
+    }
 }

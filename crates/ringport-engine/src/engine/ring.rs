@@ -258,6 +258,22 @@ impl Rings {
         Rings::new(geo, rings, rings, sqes, Vec::new())
     }
 
+    /// This process's handle on rings inherited over fork: the same
+    /// mappings (inherited with the address space), unmapped when this
+    /// handle goes (the parent's handle, copied into the child, is never
+    /// dropped there).
+    pub fn inherit(&self) -> Rings {
+        Rings {
+            geo: self.geo,
+            sq_mask: self.sq_mask,
+            cq_mask: self.cq_mask,
+            sq_base: self.sq_base,
+            cq_base: self.cq_base,
+            sqes: self.sqes,
+            _maps: self._maps.iter().map(|m| Mapping { ptr: m.ptr, len: m.len }).collect(),
+        }
+    }
+
     fn new(geo: Geometry, sq_base: *mut u8, cq_base: *mut u8, sqes: *mut u8, maps: Vec<Mapping>) -> Rings {
         let r = Rings {
             geo,

@@ -6,8 +6,7 @@ use super::ring::{Geometry, RingFile, Rings};
 use super::{registry, uaccess, Ctx, Errno};
 use crate::abi::{self, io_uring_params};
 use std::os::fd::{AsRawFd, IntoRawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 /// Every setup flag this ABI defines; others are EINVAL, as on the kernel.
 const KNOWN_FLAGS: u32 = abi::IORING_SETUP_IOPOLL
@@ -186,47 +185,11 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
     };
     let RingFile { fd } = file;
     let ident = registry::identity(fd.as_raw_fd())?;
-    let ctx = Arc::new_cyclic(|me| Ctx {
-        me: me.clone(),
-        timeouts: Default::default(),
-        polls: Default::default(),
-        cq_timeouts: AtomicU32::new(0),
-        seq_timeouts: AtomicBool::new(false),
-        cq_posted: AtomicU32::new(0),
-        remote_tw: Default::default(),
-        has_remote_tw: AtomicBool::new(false),
-        rings,
-        flags: p.flags,
-        ident,
-        submit: Mutex::new(Default::default()),
-        drain: Default::default(),
-        cq_seq: AtomicU32::new(0),
-        waiters: AtomicU32::new(0),
-        rsrc: RwLock::new(Default::default()),
-        evfd: RwLock::new(None),
-        has_evfd: AtomicBool::new(false),
-        has_backlog: AtomicBool::new(false),
-        closed: AtomicBool::new(false),
-        sig_waiters: AtomicU32::new(0),
-        sig_evfd: Default::default(),
-        poller: Default::default(),
-        poller_init: Default::default(),
-        ready_evfd: Default::default(),
-        ready_signalled: AtomicBool::new(false),
-        kbufs: Default::default(),
-        sqd: Default::default(),
-        submitter: std::sync::atomic::AtomicI32::new(
-            if p.flags & abi::IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & abi::IORING_SETUP_R_DISABLED == 0 {
-                Ctx::tid()
-            } else {
-                0
-            },
-        ),
-        enabled: AtomicBool::new(p.flags & abi::IORING_SETUP_R_DISABLED == 0),
-        restrictions: Default::default(),
-        deferred: Default::default(),
-        has_deferred: AtomicBool::new(false),
-    });
+    let shm = super::shared::ShmPage::new()?;
+    if p.flags & abi::IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & abi::IORING_SETUP_R_DISABLED == 0 {
+        shm.submitter.store(Ctx::tid(), std::sync::atomic::Ordering::Release);
+    }
+    let ctx = Ctx::new(rings, shm, p.flags, ident, p.flags & abi::IORING_SETUP_R_DISABLED == 0);
     // SQPOLL: a CPU to pin to, and a group to join with ATTACH_WQ (the
     // kernel's io_attach_sq_data: ENXIO for a bad fd, EINVAL for a non-ring
     // or a ring without a poller).
@@ -250,6 +213,7 @@ pub(crate) fn create(entries: u32, p: &mut io_uring_params) -> Result<(Arc<Ctx>,
         }
         let sqd = super::sqpoll::start(&ctx, p, attach)?;
         let _ = ctx.sqd.set(sqd);
+        ctx.shm.sq_owner.store(super::shared::pid(), std::sync::atomic::Ordering::Release);
     }
     let user = (p.sq_off.user_addr, p.cq_off.user_addr);
     p.features = FEATURES;

@@ -108,7 +108,7 @@ fn live_rings(sqd: &SqData) -> Vec<Arc<Ctx>> {
 
 fn pending(ctx: &Ctx) -> bool {
     let tail = ctx.rings.sq_tail().load(Ordering::Acquire);
-    let head = ctx.submit.lock().unwrap_or_else(|e| e.into_inner()).head;
+    let head = ctx.shm.sq_head.load(Ordering::Acquire);
     tail != head
 }
 
@@ -150,9 +150,26 @@ fn poller(sqd: Arc<SqData>, cpu: Option<u32>) {
         fence(Ordering::SeqCst);
         let work = rings.iter().any(|c| pending(c));
         if !work && !sqd.stop.load(Ordering::Acquire) {
+            let shared = rings.iter().any(|c| c.shm.is_inherited());
             drop(rings);
-            let far = super::wait::ts_add(super::wait::now(), 3600, 0);
-            let _ = super::wait::futex_wait_until(&sqd.wake, seen, &far);
+            // A ring that another process shares can get SQEs from a
+            // process whose wakeups cannot reach this futex: look again
+            // every slice (see shared.rs), still asleep as far as the
+            // program can tell (NEED_WAKEUP stays set).
+            loop {
+                let far = if shared {
+                    super::wait::ts_add(super::wait::now(), 0, super::shared::SLICE_NS)
+                } else {
+                    super::wait::ts_add(super::wait::now(), 3600, 0)
+                };
+                let _ = super::wait::futex_wait_until(&sqd.wake, seen, &far);
+                if !shared || sqd.wake.load(Ordering::Acquire) != seen || sqd.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                if live_rings(&sqd).iter().any(|c| pending(c)) {
+                    break;
+                }
+            }
         }
         for ctx in live_rings(&sqd) {
             ctx.rings.sq_flags().fetch_and(!abi::IORING_SQ_NEED_WAKEUP, Ordering::SeqCst);

@@ -116,7 +116,7 @@ thread_local! {
 /// Submits up to `to_submit` SQEs. Returns how many were consumed (a
 /// dropped entry is consumed but not counted, as on the kernel).
 pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
-    let guard = ctx.submit.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = ctx.lock_submit();
     IN_SUBMIT.with(|s| s.set(Arc::as_ptr(ctx) as usize));
     let submitted = submit_locked(ctx, guard, to_submit);
     IN_SUBMIT.with(|s| s.set(0));
@@ -125,7 +125,7 @@ pub(crate) fn submit(ctx: &Arc<Ctx>, to_submit: u32) -> Result<u32, Errno> {
     Ok(submitted)
 }
 
-fn submit_locked(ctx: &Arc<Ctx>, mut guard: std::sync::MutexGuard<'_, SubmitState>, to_submit: u32) -> u32 {
+fn submit_locked(ctx: &Arc<Ctx>, mut guard: super::SubmitGuard<'_>, to_submit: u32) -> u32 {
     let st = &mut *guard;
     let rings = &ctx.rings;
     let tail = rings.sq_tail().load(Ordering::Acquire);

@@ -136,9 +136,39 @@ fn direct_list<'a>(ctx: &Ctx, buf: &'a mut [super::reactor::Direct; super::react
     }
 }
 
+/// The earlier of `deadline` and the end of a sleep slice: a ring another
+/// process may post to is looked at again every `shared::SLICE_NS`, as that
+/// process's posts cannot wake this one's sleepers (see `shared.rs`).
+fn sliced(ctx: &Ctx, deadline: &libc::timespec) -> libc::timespec {
+    if !ctx.shm.is_inherited() {
+        return *deadline;
+    }
+    let end = ts_add(now(), 0, super::shared::SLICE_NS);
+    if ts_le(&end, deadline) {
+        end
+    } else {
+        *deadline
+    }
+}
+
 impl Ctx {
+    /// Posts the timeouts a process that shared this ring handed over when
+    /// it exited and whose deadline has passed (see `shared::Orphan`).
+    pub fn reap_orphans(&self) {
+        if !self.shm.is_inherited() {
+            return;
+        }
+        let mut fired = Vec::new();
+        self.shm.take_expired_orphans(super::shared::now_ns(), |ud| fired.push(super::Cqe::new(ud, -libc::ETIME, 0)));
+        if !fired.is_empty() {
+            self.cq_timeouts.fetch_add(fired.len() as u32, Ordering::AcqRel);
+            self.post_now(&fired);
+        }
+    }
+
     /// True when fewer than `min` CQEs are ready after an overflow flush.
     pub fn needs_wait(&self, min: u32) -> bool {
+        self.reap_orphans();
         self.run_deferred();
         self.flush_overflow();
         self.cq_ready() < min.min(self.rings.geo.cq_entries)
@@ -200,6 +230,7 @@ impl Ctx {
 
     fn wait_futex(&self, min: u32, deadline: &libc::timespec, timeouts: u32) -> Result<(), Errno> {
         loop {
+            self.reap_orphans();
             self.run_deferred();
             self.flush_overflow();
             let (ready, seq) = self.wait_register(min, false, timeouts);
@@ -210,10 +241,12 @@ impl Ctx {
                 }
                 return Ok(());
             }
-            let r = futex_wait_until(&self.cq_seq, seq, deadline);
+            let until = sliced(self, deadline);
+            let r = futex_wait_until(&self.cq_seq, seq, &until);
             self.wait_unregister(false);
             match r {
                 Ok(()) => {}
+                Err(Errno(libc::ETIMEDOUT)) if !ts_le(deadline, &now()) => {}
                 Err(Errno(libc::ETIMEDOUT)) => {
                     self.flush_overflow();
                     return if self.cq_ready() >= min { Ok(()) } else { Err(Errno(libc::ETIME)) };
@@ -240,6 +273,7 @@ impl Ctx {
         let mut events = super::reactor::Events::default();
         let mut direct = [super::reactor::Direct::default(); super::reactor::MAX_DIRECT];
         loop {
+            self.reap_orphans();
             self.run_deferred();
             self.flush_overflow();
             let (ready, _) = self.wait_register(min, true, timeouts);
@@ -255,8 +289,9 @@ impl Ctx {
                 self.wait_unregister(true);
                 return Err(Errno(libc::ETIME));
             }
-            let mut rel_ns = (deadline.tv_sec - now.tv_sec) as i128 * 1_000_000_000
-                + (deadline.tv_nsec - now.tv_nsec) as i128;
+            let until = sliced(self, deadline);
+            let mut rel_ns = (until.tv_sec - now.tv_sec) as i128 * 1_000_000_000
+                + (until.tv_nsec - now.tv_nsec) as i128;
             rel_ns = rel_ns.max(0);
             let rel = libc::timespec {
                 tv_sec: (rel_ns / 1_000_000_000) as libc::time_t,

@@ -166,6 +166,15 @@ fn intr_mask(how: libc::c_int) {
     }
 }
 
+/// How many requests of `ctx` workers are running or have queued.
+pub(crate) fn busy_with(ctx: &Ctx) -> usize {
+    let me = ctx as *const Ctx as usize;
+    let Some(pool) = POOL.peek() else { return 0 };
+    let st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+    let queued = st.queue.iter().filter(|w| Arc::as_ptr(&w.ctx) as usize == me).count();
+    queued + st.running.as_ref().map_or(0, |r| r.values().filter(|r| r.ctx == me).count())
+}
+
 /// Interrupts requests of `ctx` that `spec` matches and that workers are
 /// running: the first one, or all. Returns how many were found.
 pub(crate) fn interrupt_running(ctx: &Ctx, spec: &Spec, all: bool) -> usize {

@@ -10,9 +10,10 @@
  *                file now (enter on it: EOPNOTSUPP), and the ring is freed,
  *                or lives on through a dup of it; dup2(fd, fd) changes
  *                nothing
- *   fork         the child cannot use the parent's rings (EEXIST), can
- *                close them, and can make and use its own; the parent's
- *                ring is unaffected
+ *   fork         parent and child share the parent's ring: each reaps
+ *                the other's completions, a completion of one ends the
+ *                other's wait; a SINGLE_ISSUER ring refuses the child
+ *                (EEXIST, as on the kernel); the child can make its own
  *   fork-punt    as fork, after the parent used the worker pool, and the
  *                child's own ring punts to workers too
  *   exec-keep    re-execs itself with LD_PRELOAD kept: the new image works
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -259,27 +261,66 @@ static int mode_dup2(void)
 	return 0;
 }
 
+static void expect_cqe(struct io_uring *ring, __u64 ud, int res, const char *what)
+{
+	struct io_uring_cqe *cqe;
+	int r = io_uring_wait_cqe(ring, &cqe);
+	if (r)
+		FAIL("%s: wait_cqe %d", what, r);
+	if (cqe->user_data != ud || cqe->res != res)
+		FAIL("%s: cqe %llu/%d, want %llu/%d", what, (unsigned long long)cqe->user_data, cqe->res,
+		     (unsigned long long)ud, res);
+	io_uring_cqe_seen(ring, cqe);
+}
+
+static void submit_nop(struct io_uring *ring, __u64 ud, const char *what)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe)
+		FAIL("%s: no sqe", what);
+	io_uring_prep_nop(sqe);
+	sqe->user_data = ud;
+	if (io_uring_submit(ring) != 1)
+		FAIL("%s: submit", what);
+}
+
 static int mode_fork(int punt)
 {
-	struct io_uring ring;
-	int r = io_uring_queue_init(4, &ring, 0);
+	/* As in liburing's across-fork test, liburing's own bookkeeping (its
+	 * private SQ tail) is in shared memory too, so that both processes
+	 * can submit. */
+	struct io_uring *ring = mmap(NULL, sizeof(*ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct io_uring single;
+	int sync[2];
+	if (ring == MAP_FAILED || pipe(sync))
+		FAIL("mmap/pipe");
+	int r = io_uring_queue_init(4, ring, 0);
 	if (r)
 		FAIL("queue_init: %s", strerror(-r));
-	nop_roundtrip(&ring, "parent before fork");
+	if (io_uring_queue_init(4, &single, IORING_SETUP_SINGLE_ISSUER))
+		FAIL("queue_init single issuer");
+	nop_roundtrip(ring, "parent before fork");
+	nop_roundtrip(&single, "parent single-issuer before fork");
 	if (punt)
-		fsync_roundtrip(&ring, "parent fsync before fork");
+		fsync_roundtrip(ring, "parent fsync before fork");
+	/* Completed in the parent, reaped by the child. */
+	submit_nop(ring, 0x11, "parent before fork");
 	pid_t pid = fork();
 	if (pid < 0)
 		FAIL("fork");
 	if (pid == 0) {
 		alarm(10);
-		/* The parent's ring: refused, as for a SINGLE_ISSUER ring. */
-		r = (int)syscall(__NR_io_uring_enter, ring.ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0);
-		if (r != -1 || errno != EEXIST)
-			FAIL("child: enter on parent's ring gave %d (%s), want EEXIST", r, strerror(errno));
-		r = (int)syscall(__NR_io_uring_register, ring.ring_fd, IORING_REGISTER_PROBE, NULL, 0);
-		if (r != -1 || errno != EEXIST)
-			FAIL("child: register on parent's ring gave %d (%s), want EEXIST", r, strerror(errno));
+		expect_cqe(ring, 0x11, 0, "child reaps the parent's cqe");
+		/* The parent's ring is shared: the child submits and reaps. */
+		nop_roundtrip(ring, "child on the inherited ring");
+		if (punt)
+			fsync_roundtrip(ring, "child fsync on the inherited ring");
+		/* A SINGLE_ISSUER ring belongs to the thread that made it. */
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&single);
+		io_uring_prep_nop(sqe);
+		r = io_uring_submit(&single);
+		if (r != -EEXIST)
+			FAIL("child: submit on the parent's SINGLE_ISSUER ring gave %d, want -EEXIST", r);
 		struct io_uring mine;
 		r = io_uring_queue_init(4, &mine, 0);
 		if (r)
@@ -288,18 +329,35 @@ static int mode_fork(int punt)
 		if (punt)
 			fsync_roundtrip(&mine, "child fsync");
 		io_uring_queue_exit(&mine);
-		io_uring_queue_exit(&ring); /* closes the inherited fd */
+		/* Tell the parent to wait, then post while it sleeps: the
+		 * completion of another process must end its wait. */
+		if (write(sync[1], "x", 1) != 1)
+			FAIL("child: write");
+		usleep(50000);
+		submit_nop(ring, 0x22, "child while the parent waits");
+		/* Left for the parent to reap after the child has gone. */
+		submit_nop(ring, 0x33, "child before exit");
+		io_uring_queue_exit(&single);
+		close(ring->ring_fd); /* this process's use of the ring ends */
 		_exit(0);
 	}
+	char c;
+	if (read(sync[0], &c, 1) != 1)
+		FAIL("parent: read");
+	alarm(10);
+	expect_cqe(ring, 0x22, 0, "parent woken by the child's completion");
 	int st;
 	if (waitpid(pid, &st, 0) != pid)
 		FAIL("waitpid");
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		FAIL("child failed (status %#x%s)", st, WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "");
-	nop_roundtrip(&ring, "parent after child");
+	expect_cqe(ring, 0x33, 0, "parent reaps the exited child's cqe");
+	nop_roundtrip(ring, "parent after child");
+	nop_roundtrip(&single, "parent single-issuer after child");
 	if (punt)
-		fsync_roundtrip(&ring, "parent fsync after child");
-	io_uring_queue_exit(&ring);
+		fsync_roundtrip(ring, "parent fsync after child");
+	io_uring_queue_exit(ring);
+	io_uring_queue_exit(&single);
 	return 0;
 }
 

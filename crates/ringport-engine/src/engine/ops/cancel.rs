@@ -101,7 +101,7 @@ pub(crate) fn prep_cancel(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
 /// [`cancel`] from outside a submit call: takes the submit lock, which
 /// every cancel holds (see `Ctx::post_if_armed`).
 pub(crate) fn cancel_locked(ctx: &Ctx, spec: &Spec) -> i32 {
-    let _st = ctx.submit.lock().unwrap_or_else(|e| e.into_inner());
+    let _st = ctx.lock_submit();
     cancel(ctx, spec)
 }
 

@@ -54,6 +54,8 @@ struct Pending {
     target: Option<(u32, u32)>,
     /// MULTISHOT firings left (0: unlimited).
     repeats: u32,
+    /// The armed timer's CLOCK_MONOTONIC deadline, in nanoseconds.
+    when: u64,
 }
 
 /// A ring's armed timeouts.
@@ -104,7 +106,7 @@ pub(crate) fn arm_link_timeout(ctx: &Arc<Ctx>, req: &mut Req) {
     let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
     let id = timer::arm(ctx, when, fire_link);
     req.ltimeout = Some(id);
-    table.list.push(Pending { link_of: Some(req.user_data), key: id, timer: id, req: lt, target: None, repeats: 0 });
+    table.list.push(Pending { link_of: Some(req.user_data), key: id, timer: id, req: lt, target: None, repeats: 0, when });
 }
 
 /// Takes the armed LINK_TIMEOUT with `key` (None if it already fired).
@@ -211,7 +213,7 @@ pub(crate) fn arm(ctx: &Arc<Ctx>, req: Box<Req>) {
     }
     let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
     let id = timer::arm(ctx, when, fire);
-    table.list.push(Pending { link_of: None, key: id, timer: id, req, target, repeats });
+    table.list.push(Pending { link_of: None, key: id, timer: id, req, target, repeats, when });
 }
 
 /// The timer of generation `id` fired.
@@ -270,6 +272,25 @@ pub(crate) fn flush_seq(ctx: &Arc<Ctx>) {
     }
 }
 
+/// This process is leaving a ring it shares with others (it exits): its
+/// plain timeouts (no count, not multishot, nothing linked after them) are
+/// handed over to the ring's shared page, where another process posts their
+/// `-ETIME` at the deadline, as the kernel's timer would (`shared::Orphan`).
+/// Those that do not fit stay here (and are cancelled by the caller).
+pub(crate) fn hand_over(ctx: &Ctx) {
+    let mut table = ctx.timeouts.lock().unwrap_or_else(|e| e.into_inner());
+    table.list.retain(|p| {
+        let OpData::Timeout(t) = &p.req.data else { return true };
+        let plain =
+            p.link_of.is_none() && p.target.is_none() && t.flags & abi::IORING_TIMEOUT_MULTISHOT == 0 && p.req.link.is_none();
+        if plain && ctx.shm.adopt_orphan(p.req.user_data, p.when) {
+            timer::disarm(p.timer);
+            return false;
+        }
+        true
+    });
+}
+
 /// Takes up to `max` pending timeouts that `spec` matches.
 #[allow(clippy::vec_box)] // the boxes move on to the completion path unchanged
 pub(crate) fn take_matching(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -> Vec<Box<Req>> {
@@ -313,7 +334,8 @@ pub(crate) fn issue_timeout_remove(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Iss
             t.nsec = nsec;
             p.target = None;
             let f: timer::Fire = if p.link_of.is_some() { fire_link } else { fire };
-            p.timer = timer::arm(&arc, deadline(t.flags, sec, nsec, abs), f);
+            p.when = deadline(t.flags, sec, nsec, abs);
+            p.timer = timer::arm(&arc, p.when, f);
         }
     }
     Issue::Done(0, 0)
