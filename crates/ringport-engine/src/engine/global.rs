@@ -90,10 +90,10 @@ extern "C" fn fork_child() {
 pub(crate) fn install_fork_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: registers handlers that run outside any engine lock: the
-        // prepare handler takes the ring registry's read lock, the parent
+        // The prepare handler takes the ring registry's read lock, the parent
         // and child handlers release it; the child one otherwise only
         // touches atomics and closes an fd the child inherited.
+        // SAFETY: registers handlers that run outside any engine lock.
         unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     });
 }

@@ -103,8 +103,9 @@ fn adopt(id: (u64, u64)) -> Result<Arc<Ctx>, Errno> {
         return Ok(e.ctx.clone());
     }
     let old = take_inherited(id).ok_or(Errno(libc::EOPNOTSUPP))?;
+    // The exit hook is already armed: the parent's prepare hook did it,
+    // and the registration is inherited.
     let ctx = Ctx::adopt(&old);
-    super::shared::arm_exit_hook();
     v.retain(|e| !e.ctx.closed.load(Ordering::Acquire));
     v.push(Entry { fd: -1, ctx: ctx.clone() });
     Ok(ctx)
