@@ -181,6 +181,23 @@ pub fn set_sleep_gate(gate: &'static SleepGate) {
     crate::engine::wait::set_sleep_gate(gate);
 }
 
+/// Call just before this process replaces its image with `exec`: as the
+/// kernel cancels an exec'ing task's requests, the requests this process
+/// has in flight on rings that other processes share (over `fork`) are
+/// cancelled, timeouts included, and their CQEs posted for those processes
+/// to reap. Does nothing in a `vfork` child, or when no ring is shared.
+/// If the `exec` then fails, call [`exec_failed`]: the cancelled requests
+/// stay cancelled (the kernel cancels only once the exec cannot fail).
+pub fn before_exec() {
+    crate::engine::shared::before_exec();
+}
+
+/// The `exec` announced by [`before_exec`] failed: this process goes on
+/// using its shared rings (and answers cancels from the others again).
+pub fn exec_failed() {
+    crate::engine::shared::exec_failed();
+}
+
 /// True when `fd` is a ring served by ringport.
 pub fn is_ring_fd(fd: i32) -> bool {
     registry::is_ring(fd)

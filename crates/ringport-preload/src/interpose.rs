@@ -41,7 +41,7 @@ type SigmaskFn = unsafe extern "C" fn(libc::c_int, *const libc::sigset_t, *mut l
 type SignalFn = unsafe extern "C" fn(libc::c_int, libc::sighandler_t) -> libc::sighandler_t;
 
 /// The next definition of `name` after ours (libc's), cached in `cache`.
-fn next(cache: &AtomicUsize, name: &core::ffi::CStr) -> usize {
+pub(crate) fn next(cache: &AtomicUsize, name: &core::ffi::CStr) -> usize {
     let p = cache.load(Ordering::Relaxed);
     if p != 0 {
         return p;
@@ -79,6 +79,7 @@ pub fn resolve_all() {
     next(&NEXT_SIGPROCMASK, c"sigprocmask");
     next(&NEXT_SIGNAL, c"signal");
     next(&NEXT_SYSCALL, c"syscall");
+    crate::exec::resolve_all();
 }
 
 extern "C" fn resolve_at_load() {

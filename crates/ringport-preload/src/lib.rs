@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod arch;
+mod exec;
 pub mod fdtab;
 pub mod filter;
 mod handler;

@@ -12,6 +12,27 @@ fn lifecycle(mode: &str, secs: u64) {
     assert!(out.status.success(), "lifecycle {mode}: {}", text(&out));
 }
 
+/// [`lifecycle`], and the same mode on the kernel's io_uring first: the
+/// expectations are the kernel's. Where the kernel refuses io_uring, the
+/// native half says SKIPPED.
+fn lifecycle_both(mode: &str, secs: u64) {
+    let exe = build_c("lifecycle");
+    // SAFETY: io_uring_setup with a zeroed params struct; the fd is closed.
+    let fd = unsafe {
+        let mut p = [0u8; 120];
+        libc::syscall(libc::SYS_io_uring_setup, 1, p.as_mut_ptr())
+    };
+    if fd < 0 {
+        println!("SKIPPED native half of lifecycle {mode}: {}", std::io::Error::last_os_error());
+    } else {
+        // SAFETY: closing the fd just made.
+        unsafe { libc::close(fd as i32) };
+        let out = run(std::process::Command::new(&exe).arg(mode).env_remove("LD_PRELOAD"), secs);
+        assert!(out.status.success(), "lifecycle {mode} on the kernel: {}", text(&out));
+    }
+    lifecycle(mode, secs);
+}
+
 #[test]
 fn raw_close_frees_the_ring() {
     lifecycle("close", 60);
@@ -51,6 +72,27 @@ fn fork_parent_and_child_share_a_ring_single_issuer_refuses_the_child() {
 
 fn fork_child_punted_ops_after_parent_used_workers() {
     lifecycle("fork-punt", 40);
+}
+
+/// A cancel reaches requests another process sharing the ring submitted:
+/// running in its worker, armed as a poll, or a timeout (CANCEL_ANY).
+#[test]
+fn fork_child_cancels_the_parents_requests() {
+    lifecycle_both("fork-cancel", 30);
+}
+
+/// `exec` cancels the exec'ing process's requests (-ECANCELED, timeouts
+/// included), through each of execl, execv, execle and execvp, and the
+/// image gets its arguments (some passed on the stack) and environment.
+#[test]
+fn exec_cancels_the_childs_requests_on_a_shared_ring() {
+    lifecycle_both("fork-exec", 30);
+}
+
+/// POLL_ADD on a ring fd follows that ring's CQ and SQ, not its memfd.
+#[test]
+fn poll_on_a_ring_fd_waits_for_its_cqes() {
+    lifecycle_both("ring-poll", 30);
 }
 
 #[test]

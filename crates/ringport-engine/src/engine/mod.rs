@@ -18,6 +18,7 @@ pub(crate) mod ops;
 pub(crate) mod register;
 pub(crate) mod reactor;
 pub(crate) mod registry;
+pub(crate) mod remote;
 pub(crate) mod ring;
 pub(crate) mod setup;
 pub(crate) mod shared;
@@ -265,6 +266,9 @@ pub(crate) struct Ctx {
     pub ready_signalled: AtomicBool,
     /// Provided-buffer groups (PROVIDE_BUFFERS, PBUF_RING).
     pub kbufs: Mutex<ops::kbuf::Table>,
+    /// This process answers cancels from the others sharing the ring
+    /// (`remote.rs`).
+    pub serving: AtomicBool,
 }
 
 impl Ctx {
@@ -304,6 +308,7 @@ impl Ctx {
             restrictions: Default::default(),
             deferred: Default::default(),
             has_deferred: AtomicBool::new(false),
+            serving: AtomicBool::new(false),
         })
     }
 
@@ -417,6 +422,10 @@ impl Ctx {
         self.closed.store(true, std::sync::atomic::Ordering::Release);
         if let Some(sqd) = self.sqd.get() {
             sqpoll::leave(sqd, self);
+        }
+        if self.serving.load(std::sync::atomic::Ordering::Acquire) {
+            self.shm.leave(shared::pid());
+            remote::kick(self);
         }
     }
 

@@ -59,6 +59,9 @@ pub(crate) fn before_fork() {
 /// `fork` parent hook: lets the registry go.
 pub(crate) fn after_fork_parent() {
     FORK_HOLD.with(|h| drop(h.borrow_mut().take()));
+    for ctx in shared_rings() {
+        super::remote::serve(&ctx);
+    }
 }
 
 /// `fork` child hook: unlocks the copied registry and keeps it as the
@@ -108,6 +111,8 @@ fn adopt(id: (u64, u64)) -> Result<Arc<Ctx>, Errno> {
     let ctx = Ctx::adopt(&old);
     v.retain(|e| !e.ctx.closed.load(Ordering::Acquire));
     v.push(Entry { fd: -1, ctx: ctx.clone() });
+    drop(v);
+    super::remote::serve(&ctx);
     Ok(ctx)
 }
 

@@ -56,6 +56,30 @@ pub(crate) struct Orphan {
     deadline_ns: AtomicU64,
 }
 
+/// How many processes sharing a ring can be asked to cancel their requests
+/// (see `remote.rs`).
+pub(crate) const MAX_MEMBERS: usize = 8;
+
+/// A request from one process to another to cancel (`remote.rs`).
+#[repr(C)]
+pub(crate) struct Mail {
+    /// 0 when free, else the pid of the process using it.
+    pub owner: AtomicI32,
+    /// Bumped for every request; each process's service thread waits on it.
+    pub seq: AtomicU32,
+    /// The process asked.
+    pub target: AtomicI32,
+    /// The cancel: `Spec`'s fields.
+    pub flags: AtomicU32,
+    pub fd: AtomicI32,
+    pub opcode: AtomicU32,
+    pub user_data: AtomicU64,
+    /// The `seq` last answered; the asker waits on it.
+    pub answered: AtomicU32,
+    /// The answer (what the cancel returned in the target process).
+    pub result: AtomicI32,
+}
+
 /// The shared page's contents.
 #[repr(C)]
 pub(crate) struct Shm {
@@ -76,6 +100,10 @@ pub(crate) struct Shm {
     /// The process running the ring's SQPOLL thread (0: none).
     pub sq_owner: AtomicI32,
     orphans: [Orphan; MAX_ORPHANS],
+    /// Pids of the processes using the ring whose service thread answers
+    /// `mail` (0: free slot).
+    pub members: [AtomicI32; MAX_MEMBERS],
+    pub mail: Mail,
 }
 
 const _: () = assert!(core::mem::size_of::<Shm>() <= 4096);
@@ -182,7 +210,7 @@ pub(crate) fn alive(pid: i32) -> bool {
     }
 }
 
-fn futex(word: *const u32, op: i32, val: u32, timeout: *const libc::timespec) -> i64 {
+pub(crate) fn futex(word: *const u32, op: i32, val: u32, timeout: *const libc::timespec) -> i64 {
     // SAFETY: word points at a live atomic of the shared page; a shared
     // (not FUTEX_PRIVATE) operation, because other processes use the word.
     unsafe { libc::syscall(libc::SYS_futex, word, op, val, timeout, core::ptr::null::<u32>(), 0) }
@@ -243,6 +271,33 @@ impl Shm {
         self.inherited.load(Ordering::Relaxed) != 0
     }
 
+    /// Records process `me` as a user of the ring that answers mail. False
+    /// when every slot is taken by a live process.
+    pub fn join(&self, me: i32) -> bool {
+        if self.members.iter().any(|m| m.load(Ordering::Acquire) == me) {
+            return true;
+        }
+        for m in &self.members {
+            let cur = m.load(Ordering::Acquire);
+            if (cur == 0 || !alive(cur)) && m.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Forgets process `me` as a user of the ring.
+    pub fn leave(&self, me: i32) {
+        for m in &self.members {
+            let _ = m.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// The other processes recorded as users of the ring (maybe dead).
+    pub fn others(&self, me: i32) -> impl Iterator<Item = i32> + '_ {
+        self.members.iter().map(|m| m.load(Ordering::Acquire)).filter(move |&p| p != 0 && p != me)
+    }
+
     /// Hands a timeout over (see [`Orphan`]). False when every slot is taken.
     pub fn adopt_orphan(&self, user_data: u64, deadline_ns: u64) -> bool {
         for o in &self.orphans {
@@ -292,6 +347,9 @@ impl super::Ctx {
     /// sleepers so that they go back to sleep in slices.
     pub(crate) fn mark_inherited(&self) {
         self.shm.inherited.store(1, Ordering::Release);
+        // Recorded before the fork, so the child can ask this process to
+        // cancel at once; the service thread starts in the parent hook.
+        self.shm.join(pid());
         self.cq_seq.fetch_add(1, Ordering::Release);
         super::wait::futex_wake_all(&self.cq_seq);
         if let Some(fd) = self.sig_evfd.get() {
@@ -359,22 +417,55 @@ pub(crate) fn arm_exit_hook() {
 }
 
 extern "C" fn on_exit() {
-    leave_shared_rings();
+    leave_shared_rings(false);
 }
 
-/// This process exits while other processes share some of its rings. On
-/// Linux its requests belong to the ring and end there: the kernel cancels
-/// or interrupts what it ran for this task, and its timers still fire. Here
-/// the process's workers, reactor and timers die with it, so before it goes:
-/// plain timeouts are handed over to the shared page (another process posts
-/// their `-ETIME`), everything else is cancelled (`-ECANCELED`; a request
-/// a worker is running is interrupted, `-EINTR`, or finishes) and posted,
-/// waiting up to a second for running workers; and the overflow backlog is
-/// flushed into the CQ as far as it fits.
-pub(crate) fn leave_shared_rings() {
+/// The process is about to `exec`: on Linux that cancels every request of
+/// the task, timeouts included (-ECANCELED), on every ring; only rings that
+/// other processes share can show it. Nothing happens in a `vfork` child
+/// (it shares this memory but none of these requests are its own; its pid
+/// differs from the cached one) or in a process that never used a ring
+/// since its fork (no cached pid).
+pub(crate) fn before_exec() {
+    let cached = PID.load(Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    if cached == 0 || cached != unsafe { libc::getpid() } {
+        return;
+    }
+    leave_shared_rings(true);
+}
+
+/// The `exec` after [`before_exec`] failed: answer cancels again.
+pub(crate) fn exec_failed() {
+    let cached = PID.load(Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    if cached == 0 || cached != unsafe { libc::getpid() } {
+        return;
+    }
+    for ctx in super::registry::shared_rings() {
+        if ctx.serving.load(Ordering::Acquire) {
+            ctx.shm.join(cached);
+        }
+    }
+}
+
+/// This process exits (or, with `exec`, execs) while other processes share
+/// some of its rings. On Linux its requests belong to the ring and end
+/// there: the kernel cancels or interrupts what it ran for this task, and at
+/// exit its timers still fire. Here the process's workers, reactor and
+/// timers die with it, so before it goes: at exit plain timeouts are handed
+/// over to the shared page (another process posts their `-ETIME`);
+/// everything else is cancelled (`-ECANCELED`; a request a worker is
+/// running is interrupted, `-EINTR`, or finishes) and posted, waiting up to
+/// a second for running workers; the overflow backlog is flushed into the
+/// CQ as far as it fits; and the process stops answering cancels.
+pub(crate) fn leave_shared_rings(exec: bool) {
     use super::ops::cancel::{cancel_locked, Spec};
     for ctx in super::registry::shared_rings() {
-        super::ops::timeout::hand_over(&ctx);
+        ctx.shm.leave(pid());
+        if !exec {
+            super::ops::timeout::hand_over(&ctx);
+        }
         let any = Spec { flags: crate::abi::IORING_ASYNC_CANCEL_ANY, user_data: 0, fd: 0, opcode: 0 };
         cancel_locked(&ctx, &any);
         for (req, res) in ctx.take_remote_tw() {

@@ -185,7 +185,10 @@ pub(crate) fn interrupt_running(ctx: &Ctx, spec: &Spec, all: bool) -> usize {
         let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(running) = st.running.as_mut() else { return 0 };
         let mut handler = None;
-        for r in running.values_mut().filter(|r| r.ctx == me && spec.matches(&r.ident)) {
+        // A cancel a worker runs never matches itself.
+        // SAFETY: pthread_self has no preconditions.
+        let this = unsafe { libc::pthread_self() };
+        for r in running.values_mut().filter(|r| r.ctx == me && r.thread != this && spec.matches(&r.ident)) {
             n += 1;
             if !r.cancelled {
                 r.cancelled = true;
@@ -270,7 +273,7 @@ pub(crate) fn cancel_queued(ctx: &Ctx, spec: &Spec, all: bool) -> Vec<Box<Req>> 
     out
 }
 
-fn block_signals() {
+pub(crate) fn block_signals() {
     // SAFETY: sigfillset/pthread_sigmask on a local, valid sigset.
     unsafe {
         let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();

@@ -16,6 +16,16 @@
  *                (EEXIST, as on the kernel); the child can make its own
  *   fork-punt    as fork, after the parent used the worker pool, and the
  *                child's own ring punts to workers too
+ *   fork-cancel  a fork child cancels requests its parent submitted: a
+ *                read a worker runs (-EINTR/-ECANCELED, the cancel 0 or
+ *                -EALREADY), an armed poll (-ECANCELED, the cancel 0), and
+ *                with CANCEL_ANY a timeout (the cancel counts 1)
+ *   fork-exec    a fork child's requests in flight are cancelled when it
+ *                execs (a timeout and the NOP linked to it: -ECANCELED
+ *                both), through execl, execv, execle and execvp; the
+ *                exec'd image gets its arguments and environment intact
+ *   ring-poll    POLL_ADD on a ring fd waits until that ring has a CQE
+ *                (POLLIN), and a ring with SQ room polls POLLOUT at once
  *   exec-keep    re-execs itself with LD_PRELOAD kept: the new image works
  *   exec-drop    re-execs itself without LD_PRELOAD: the new image is killed
  *                by SIGSYS at its first io_uring call (exit 0 when so)
@@ -45,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -358,6 +369,200 @@ static int mode_fork(int punt)
 		fsync_roundtrip(ring, "parent fsync after child");
 	io_uring_queue_exit(ring);
 	io_uring_queue_exit(&single);
+	return 0;
+}
+
+static struct io_uring_cqe *wait_one(struct io_uring *ring, const char *what)
+{
+	struct io_uring_cqe *cqe;
+	int r = io_uring_wait_cqe(ring, &cqe);
+	if (r)
+		FAIL("%s: wait_cqe %d", what, r);
+	return cqe;
+}
+
+/* Waits for the CQEs of `a` and `b` (either order); returns their results. */
+static void expect_pair(struct io_uring *ring, __u64 a, int *ra, __u64 b, int *rb, const char *what)
+{
+	int seen = 0;
+	while (seen != 3) {
+		struct io_uring_cqe *cqe = wait_one(ring, what);
+		if (cqe->user_data == a && !(seen & 1)) {
+			*ra = cqe->res;
+			seen |= 1;
+		} else if (cqe->user_data == b && !(seen & 2)) {
+			*rb = cqe->res;
+			seen |= 2;
+		} else {
+			FAIL("%s: unexpected cqe %llu/%d", what, (unsigned long long)cqe->user_data, cqe->res);
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+}
+
+static void submit_cancel(struct io_uring *ring, __u64 target, int flags, __u64 ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	io_uring_prep_cancel64(sqe, target, flags);
+	sqe->user_data = ud;
+	if (io_uring_submit(ring) != 1)
+		FAIL("submit cancel %llu", (unsigned long long)ud);
+}
+
+static int mode_fork_cancel(void)
+{
+	struct io_uring *ring = mmap(NULL, sizeof(*ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int rd[2], pl[2];
+	char buf[16];
+	if (ring == MAP_FAILED || pipe(rd) || pipe(pl))
+		FAIL("mmap/pipe");
+	if (io_uring_queue_init(8, ring, 0))
+		FAIL("queue_init");
+	/* A read a worker blocks in, a poll armed on an empty pipe, a timeout. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	io_uring_prep_read(sqe, rd[0], buf, sizeof(buf), 0);
+	sqe->flags |= IOSQE_ASYNC;
+	sqe->user_data = 1;
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_poll_add(sqe, pl[0], POLLIN);
+	sqe->user_data = 3;
+	struct __kernel_timespec ts = {.tv_sec = 10};
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_timeout(sqe, &ts, 0, 0);
+	sqe->user_data = 4;
+	if (io_uring_submit(ring) != 3)
+		FAIL("parent: submit");
+	usleep(20000); /* the worker is in its read */
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork");
+	if (pid == 0) {
+		alarm(10);
+		int r1, r2;
+		submit_cancel(ring, 1, 0, 2);
+		expect_pair(ring, 1, &r1, 2, &r2, "child cancels the parent's running read");
+		if ((r1 != -EINTR && r1 != -ECANCELED) || (r2 != 0 && r2 != -EALREADY))
+			FAIL("cancel of the parent's read: read %d, cancel %d", r1, r2);
+		submit_cancel(ring, 3, 0, 5);
+		expect_pair(ring, 3, &r1, 5, &r2, "child cancels the parent's poll");
+		if (r1 != -ECANCELED || r2 != 0)
+			FAIL("cancel of the parent's poll: poll %d, cancel %d", r1, r2);
+		submit_cancel(ring, 0, IORING_ASYNC_CANCEL_ANY, 6);
+		expect_pair(ring, 4, &r1, 6, &r2, "child cancels anything");
+		if (r1 != -ECANCELED || r2 != 1)
+			FAIL("CANCEL_ANY: timeout %d, cancel %d (want 1)", r1, r2);
+		submit_cancel(ring, 1, 0, 7);
+		expect_cqe(ring, 7, -ENOENT, "nothing left to cancel");
+		_exit(0);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		FAIL("waitpid");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		FAIL("child failed (status %#x)", st);
+	io_uring_queue_exit(ring);
+	return 0;
+}
+
+/* The child's requests: a 10 s timeout and a NOP linked to it. */
+static void submit_linked_timeout_nop(struct io_uring *ring)
+{
+	static struct __kernel_timespec ts = {.tv_sec = 10};
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	io_uring_prep_timeout(sqe, &ts, 0, 0);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe->user_data = 0x10;
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_nop(sqe);
+	sqe->user_data = 0x11;
+	if (io_uring_submit(ring) != 2)
+		FAIL("child: submit");
+}
+
+static int mode_fork_exec(void)
+{
+	struct io_uring *ring = mmap(NULL, sizeof(*ring), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ring == MAP_FAILED || io_uring_queue_init(8, ring, 0))
+		FAIL("queue_init");
+	for (int how = 0; how < 4; how++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			FAIL("fork");
+		if (pid == 0) {
+			submit_linked_timeout_nop(ring);
+			const char *s = self_path;
+			char *argv[] = {(char *)s, "child-args", "a", "b", "c", "d", "e", "f", "g", NULL};
+			char *envp[] = {"RINGPORT_TEST_ENV=1", NULL, NULL};
+			char pre[4096];
+			if (getenv("LD_PRELOAD")) {
+				snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", getenv("LD_PRELOAD"));
+				envp[1] = pre;
+			}
+			setenv("RINGPORT_TEST_ENV", "1", 1);
+			if (how == 0) /* more arguments than registers: some on the stack */
+				execl(s, s, "child-args", "a", "b", "c", "d", "e", "f", "g", (char *)NULL);
+			else if (how == 1)
+				execv(s, argv);
+			else if (how == 2)
+				execle(s, s, "child-args", "a", "b", "c", "d", "e", "f", "g", (char *)NULL, envp);
+			else
+				execvp(s, argv);
+			_exit(127);
+		}
+		int st;
+		if (waitpid(pid, &st, 0) != pid)
+			FAIL("waitpid");
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			FAIL("exec %d: child failed (status %#x)", how, st);
+		int r1, r2;
+		expect_pair(ring, 0x10, &r1, 0x11, &r2, "requests of a child that exec'd");
+		if (r1 != -ECANCELED || r2 != -ECANCELED)
+			FAIL("exec %d: timeout %d, linked nop %d, want -ECANCELED both", how, r1, r2);
+	}
+	io_uring_queue_exit(ring);
+	return 0;
+}
+
+static int child_args(int argc, char **argv)
+{
+	const char *want[] = {"a", "b", "c", "d", "e", "f", "g"};
+	if (argc != 9)
+		FAIL("exec'd with %d arguments, want 9", argc);
+	for (int i = 0; i < 7; i++)
+		if (strcmp(argv[i + 2], want[i]))
+			FAIL("argument %d is %s, want %s", i + 2, argv[i + 2], want[i]);
+	const char *e = getenv("RINGPORT_TEST_ENV");
+	if (!e || strcmp(e, "1"))
+		FAIL("environment not passed");
+	return 0;
+}
+
+static int mode_ring_poll(void)
+{
+	struct io_uring ring, other;
+	if (io_uring_queue_init(8, &ring, 0) || io_uring_queue_init(8, &other, 0))
+		FAIL("queue_init");
+	/* SQ room: writable at once. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_poll_add(sqe, other.ring_fd, POLLOUT);
+	sqe->user_data = 1;
+	io_uring_submit(&ring);
+	expect_cqe(&ring, 1, POLLOUT, "POLLOUT on a ring with SQ room");
+	/* No CQE on `other`: the poll waits. */
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_poll_add(sqe, other.ring_fd, POLLIN);
+	sqe->user_data = 2;
+	io_uring_submit(&ring);
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = {.tv_nsec = 50000000};
+	int r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+	if (r != -ETIME)
+		FAIL("POLLIN on a ring without CQEs completed at once (%d, res %d)", r, r ? 0 : cqe->res);
+	submit_nop(&other, 9, "other ring");
+	expect_cqe(&ring, 2, POLLIN, "POLLIN once the ring has a CQE");
+	expect_cqe(&other, 9, 0, "the other ring's cqe");
+	io_uring_queue_exit(&ring);
+	io_uring_queue_exit(&other);
 	return 0;
 }
 
@@ -846,6 +1051,14 @@ int main(int argc, char **argv)
 		return mode_fork(0);
 	if (!strcmp(m, "fork-punt"))
 		return mode_fork(1);
+	if (!strcmp(m, "fork-cancel"))
+		return mode_fork_cancel();
+	if (!strcmp(m, "fork-exec"))
+		return mode_fork_exec();
+	if (!strcmp(m, "child-args"))
+		return child_args(argc, argv);
+	if (!strcmp(m, "ring-poll"))
+		return mode_ring_poll();
 	if (!strcmp(m, "exec-keep"))
 		return mode_exec(1);
 	if (!strcmp(m, "exec-drop"))

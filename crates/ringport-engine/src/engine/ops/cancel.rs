@@ -10,7 +10,7 @@
 
 use crate::abi;
 use crate::engine::opdef::{Issue, Mode, OpData, Req};
-use crate::engine::{wq, Ctx, Errno, Sqe};
+use crate::engine::{remote, wq, Ctx, Errno, Sqe};
 
 /// The `IORING_ASYNC_CANCEL_*` flags the kernel defines.
 const CANCEL_FLAGS: u32 = abi::IORING_ASYNC_CANCEL_ALL
@@ -186,7 +186,25 @@ pub(crate) fn sync_cancel(ctx: &std::sync::Arc<Ctx>, arg: u64) -> Result<i32, Er
     }
 }
 
-pub(crate) fn issue_cancel(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
+/// Issues ASYNC_CANCEL. On a ring other processes share, a cancel that
+/// must look beyond this process's requests (nothing found here, or ALL/ANY)
+/// goes to a worker, which asks the others (`remote.rs`).
+pub(crate) fn issue_cancel(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     let OpData::Cancel(spec) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
-    Issue::Done(cancel(ctx, spec), 0)
+    let others = remote::has_others(ctx);
+    match mode {
+        Mode::NonBlock if others && spec.all() => Issue::Punt,
+        Mode::NonBlock => match cancel(ctx, spec) {
+            r if r == -libc::ENOENT && others => Issue::Punt,
+            r => Issue::Done(r, 0),
+        },
+        Mode::Block => {
+            let here = cancel_locked(ctx, spec);
+            if !others || (!spec.all() && here != -libc::ENOENT) {
+                return Issue::Done(here, 0);
+            }
+            let there = remote::cancel_elsewhere(ctx, spec);
+            Issue::Done(if spec.all() { here + there } else { there }, 0)
+        }
+    }
 }

@@ -121,7 +121,13 @@ pub(crate) fn poll_now(fd: i32, events: u32) -> u32 {
 pub(crate) fn issue_poll_add(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::PollAdd(p) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     if !p.multishot {
-        let mask = poll_now(req.file.raw(), p.events);
+        let mut mask = poll_now(req.file.raw(), p.events);
+        // A ring's memfd always polls ready; the ring itself may not be.
+        if mask != 0 {
+            if let Some(ring) = ring_of(req.file.raw()) {
+                mask = ring_mask(&ring, p.events);
+            }
+        }
         if mask != 0 {
             return Issue::Done(mask as i32, 0);
         }
@@ -129,8 +135,40 @@ pub(crate) fn issue_poll_add(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     Issue::Park
 }
 
+/// The ring `fd` refers to, if it is a ringport ring.
+fn ring_of(fd: i32) -> Option<Arc<Ctx>> {
+    crate::engine::registry::lookup(fd).ok()
+}
+
+/// A ring's readiness, as the kernel's `io_uring_poll` reports it: readable
+/// while CQEs wait, writable while the SQ has room.
+fn ring_mask(ring: &Ctx, events: u32) -> u32 {
+    use std::sync::atomic::Ordering;
+    let mut mask = 0;
+    if ring.cq_ready() > 0 || ring.has_deferred.load(Ordering::Acquire) || ring.has_backlog.load(Ordering::Acquire) {
+        mask |= (libc::POLLIN | libc::POLLRDNORM) as u32;
+    }
+    let queued = ring.rings.sq_tail().load(Ordering::Acquire).wrapping_sub(ring.rings.sq_head().load(Ordering::Acquire));
+    if queued < ring.rings.geo.sq_entries {
+        mask |= (libc::POLLOUT | libc::POLLWRNORM) as u32;
+    }
+    mask & (events | UNMASK)
+}
+
 fn arm_key(ctx: &Arc<Ctx>, req: Box<Req>, events: u32, kind: Kind) -> Result<(), (Box<Req>, Errno)> {
-    let fd = match register::dup_private(req.file.raw()) {
+    let mut raw = req.file.raw();
+    if matches!(kind, Kind::Poll) {
+        // A ring is watched through its readiness eventfd, readable while
+        // CQEs wait and written on every post (drained first if stale).
+        if let Some(ring) = ring_of(raw) {
+            ring.settle_ready();
+            raw = match ring.ready_eventfd() {
+                Ok(fd) => fd,
+                Err(e) => return Err((req, e)),
+            };
+        }
+    }
+    let fd = match register::dup_private(raw) {
         Ok(fd) => fd,
         Err(e) => return Err((req, e)),
     };
