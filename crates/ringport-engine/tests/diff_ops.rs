@@ -1296,6 +1296,60 @@ fn ops_batch() {
     });
 }
 
+/// A submit of many positional reads (which ringport may share with a
+/// helper thread, `engine/par.rs`): the CQEs come in SQE order, as the
+/// kernel's inline completions do, with the results and buffers the
+/// kernel gives, including a read of a pipe at an offset (a stream read,
+/// in its place), a bad buffer, reads at and past the end of the file, and
+/// reads whose buffers overlap (the last one's bytes win, as in order).
+#[test]
+fn ops_read_batch_order() {
+    diff("ops_read_batch_order", |b, t| {
+        let Some(r) = ring(b, t, 64, 0) else { return };
+        let f = TempFile::new("readbatch", &pattern(64 * 1024, 3), libc::O_RDWR);
+        let pipe = Pipe::new(0);
+        // SAFETY: writing 10 bytes from a local array into our pipe.
+        assert_eq!(unsafe { libc::write(pipe.w, b"pipe bytes".as_ptr().cast(), 10) }, 10);
+        let mut bufs = vec![vec![FILL; 4096]; 24];
+        let mut sqes: Vec<Sqe> = Vec::new();
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            let off = match i {
+                5 => 64 * 1024 - 100, // short: the file's last 100 bytes
+                9 => 64 * 1024,       // at the end: 0
+                13 => 1 << 30,        // far past the end: 0
+                _ => ((i * 7919) % 15 * 4096 + i * 13) as u64,
+            };
+            sqes.push(Sqe::read(f.fd, buf.as_mut_ptr(), 4096, off, i as u64));
+        }
+        let mut pbuf = vec![FILL; 32];
+        sqes.insert(7, Sqe::read(pipe.r, pbuf.as_mut_ptr(), 32, 0, 100));
+        sqes.insert(12, Sqe::read(f.fd, 8 as *mut u8, 4096, 0, 101));
+        r.push_all(&sqes);
+        let (n, c) = r.run(sqes.len() as u32, sqes.len());
+        t.rec("submitted", res(n));
+        t.rec("CQEs in order", shorts(&c));
+        t.rec("buffers", bufs.clone());
+        t.rec("pipe buffer", pbuf.clone());
+        // Overlapping buffers: eight reads into one buffer, at growing
+        // offsets and lengths; in order, each later one overwrites.
+        let mut one = vec![FILL; 8192];
+        let over: Vec<Sqe> =
+            (0..8u64).map(|i| Sqe::read(f.fd, one[(i as usize) * 512..].as_mut_ptr(), 4096, i * 4096 + 1, 200 + i)).collect();
+        r.push_all(&over);
+        let (n, c) = r.run(over.len() as u32, over.len());
+        t.rec("overlapping: submitted", res(n));
+        t.rec("overlapping: CQEs in order", shorts(&c));
+        t.rec("overlapping: buffer", one.clone());
+        // The first batch went through the shared path: its helper runs.
+        if b.name() == "ringport" && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            let helper = std::fs::read_dir("/proc/self/task").unwrap().flatten().any(|task| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "ringport-par")
+            });
+            assert!(helper, "no ringport-par thread: the batch was not shared");
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Submission return values, dropped entries
 // ---------------------------------------------------------------------------

@@ -82,6 +82,7 @@ extern "C" fn fork_child() {
     super::timer::TIMERS.reset();
     super::reactor::REACTOR.reset();
     super::aio::AIO.reset();
+    super::par::HELPER.reset();
     // The forking thread goes on in the child with a new thread id.
     super::TID.with(|t| t.set(0));
 }

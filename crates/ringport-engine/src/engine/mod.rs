@@ -14,6 +14,7 @@ pub(crate) mod complete;
 pub(crate) mod enter;
 pub(crate) mod global;
 pub(crate) mod opdef;
+pub(crate) mod par;
 pub(crate) mod ops;
 pub(crate) mod register;
 pub(crate) mod reactor;

@@ -61,6 +61,11 @@ pub(crate) struct SubmitState {
     /// A CQE_SKIP_SUCCESS SQE was seen: IO_DRAIN is refused from now on,
     /// as on the kernel.
     drain_disabled: bool,
+    /// Reads gathered for a shared batch (`par.rs`), in SQE order, with
+    /// their buffers; and the batch's outcomes (kept for their capacity).
+    par: Vec<Req>,
+    par_bufs: Vec<(u64, u64)>,
+    par_outs: Vec<super::par::Out>,
 }
 
 /// IO_DRAIN bookkeeping (the kernel's defer list).
@@ -132,6 +137,8 @@ fn submit_locked(ctx: &Arc<Ctx>, mut guard: super::SubmitGuard<'_>, to_submit: u
     let avail = tail.wrapping_sub(st.head).min(rings.geo.sq_entries);
     let nr = to_submit.min(avail);
     let submit_all = ctx.has(abi::IORING_SETUP_SUBMIT_ALL);
+    // Enough SQEs for reads to be worth sharing with the helper (par.rs).
+    let gather = nr as usize >= super::par::MIN_BATCH && super::par::available();
     let mut submitted = 0u32;
     while submitted < nr {
         let pos = st.head;
@@ -153,6 +160,21 @@ fn submit_locked(ctx: &Arc<Ctx>, mut guard: super::SubmitGuard<'_>, to_submit: u
         }
         // A prep failure that ends a chain (or stands alone) ends the batch.
         let stop = prep_failed && !req.links_next() && !submit_all;
+        let shared = if gather && st.chain.is_empty() && !req.links_next() && !must_wait(ctx, &req) {
+            super::ops::rw::parallel_buffer(ctx, &req)
+        } else {
+            None
+        };
+        if let Some(buf) = shared {
+            st.seq += 1;
+            st.par.push(req);
+            st.par_bufs.push(buf);
+            continue;
+        }
+        // Whatever comes next is issued after the reads gathered so far.
+        if !st.par.is_empty() {
+            flush_par(ctx, st);
+        }
         if req.links_next() || !st.chain.is_empty() {
             let ends = !req.links_next();
             st.chain.push(req);
@@ -171,6 +193,9 @@ fn submit_locked(ctx: &Arc<Ctx>, mut guard: super::SubmitGuard<'_>, to_submit: u
         if stop {
             break;
         }
+    }
+    if !st.par.is_empty() {
+        flush_par(ctx, st);
     }
     // A chain still open at the end of the batch is queued as it stands.
     if !st.chain.is_empty() {
@@ -304,7 +329,43 @@ fn chain_len(req: &Req) -> u64 {
 /// and a store-forwarding stall).
 #[inline(always)]
 fn queue(ctx: &Arc<Ctx>, req: &mut Req, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>, finished: &mut u64) {
-    match issue_once(ctx, req, Mode::NonBlock) {
+    let outcome = issue_once(ctx, req, Mode::NonBlock);
+    settle(ctx, req, outcome, out, tw, finished);
+}
+
+/// Issues the gathered reads (shared with the helper when there are enough
+/// and their buffers are apart), then settles each in SQE order.
+#[inline(never)]
+fn flush_par(ctx: &Arc<Ctx>, st: &mut SubmitState) {
+    let mut reqs = std::mem::take(&mut st.par);
+    let shared = reqs.len() >= super::par::MIN_BATCH && !super::par::overlap(&mut st.par_bufs);
+    let mut outs = std::mem::take(&mut st.par_outs);
+    if shared {
+        super::par::issue_all(ctx, &mut reqs, &mut outs);
+    }
+    for (i, req) in reqs.iter_mut().enumerate() {
+        let outcome = match outs.get_mut(i).and_then(|o| o.0.take()) {
+            // A stream read at an offset: issue it now, as one.
+            Some(Issue::Done(r, _)) if r == -libc::ESPIPE => issue_once(ctx, req, Mode::NonBlock),
+            Some(Issue::Done(r, f)) => Outcome::Done(r, f),
+            Some(Issue::Punt) => Outcome::Punt,
+            Some(Issue::Park) => Outcome::Park,
+            None => issue_once(ctx, req, Mode::NonBlock),
+        };
+        settle(ctx, req, outcome, &mut st.cqes, &mut st.tw, &mut st.finished);
+    }
+    reqs.clear();
+    outs.clear();
+    st.par = reqs;
+    st.par_outs = outs;
+    st.par_bufs.clear();
+}
+
+/// What becomes of a request after an issue attempt: finished (its CQE
+/// and the next of its chain), punted to a worker, or parked.
+#[inline(always)]
+fn settle(ctx: &Arc<Ctx>, req: &mut Req, outcome: Outcome, out: &mut Vec<Cqe>, tw: &mut VecDeque<Tw>, finished: &mut u64) {
+    match outcome {
         Outcome::Done(res, flags) => {
             *finished += 1;
             if let Some(next) = finish(ctx, req, res, flags, out, Some(tw)) {

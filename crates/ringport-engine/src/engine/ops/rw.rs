@@ -422,13 +422,47 @@ fn rw_syscall(write: bool, fd: i32, iov: &[libc::iovec], off: i64, flags: i32) -
     r as isize
 }
 
+/// The buffer (address, length) of a read that may be issued alongside
+/// others of its batch (`engine/par.rs`): READ or READ_FIXED at an explicit
+/// offset, with no SQE flag but FIXED_FILE and no buffer to select, not yet
+/// started, on a ring without IOPOLL.
+pub(crate) fn parallel_buffer(ctx: &Ctx, req: &Req) -> Option<(u64, u64)> {
+    if !matches!(req.opcode, crate::abi::op::READ | crate::abi::op::READ_FIXED)
+        || req.sqe_flags & !crate::abi::IOSQE_FIXED_FILE != 0
+        || req.preset.is_some()
+        || ctx.has(crate::abi::IORING_SETUP_IOPOLL)
+    {
+        return None;
+    }
+    let OpData::Rw(rw) = &req.data else { return None };
+    if rw.off == u64::MAX || rw.bgid.is_some() || rw.done != 0 || !rw.iov.is_empty() || rw.rw_flags & libc::RWF_HIPRI != 0 {
+        return None;
+    }
+    Some((rw.addr, rw.len as u64))
+}
+
 fn pollable(opcode: u8) -> bool {
     crate::engine::opdef::lookup(opcode).is_some_and(|d| d.pollable)
 }
 
+/// Issues a read or write. A non-blocking read of a regular file that came
+/// back short goes on inline at once, as the kernel's `io_read` loops: the
+/// next attempt reads on (the rest was cached after all), hits the end of
+/// the file (0: done, in its place among the CQEs), or would block (a
+/// worker finishes it).
 fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
+    loop {
+        match issue_rw_once(ctx, req, mode, write) {
+            Some(issue) => return issue,
+            None => continue,
+        }
+    }
+}
+
+/// One attempt of [`issue_rw`]; None: a short read to go on with.
+fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Issue> {
     let fd = req.file.raw();
-    let OpData::Rw(rw) = &mut req.data else { return Issue::Done(-libc::EINVAL, 0) };
+    let OpData::Rw(rw) = &mut req.data else { return Some(Issue::Done(-libc::EINVAL, 0)) };
     if let Some(bgid) = rw.bgid.take() {
         // The selected buffer is consumed at once and kept for the whole
         // request (the kernel's choice for unlocked or unpollable issue).
@@ -439,24 +473,24 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
                 rw.total = p.len as u64;
                 rw.cflags = p.cqe_flags();
             }
-            None => return Issue::Done(-libc::ENOBUFS, 0),
+            None => return Some(Issue::Done(-libc::ENOBUFS, 0)),
         }
     }
     // The kernel resolves the file before it looks at the buffer or flags;
     // ringport only checks the fd once one of those checks has failed.
     if let Some(index) = rw.fixed {
         if let Err(e) = check_fixed(ctx, index, rw.addr, rw.len) {
-            return Issue::Done(if fd_open(fd) { e.neg() } else { -libc::EBADF }, 0);
+            return Some(Issue::Done(if fd_open(fd) { e.neg() } else { -libc::EBADF }, 0));
         }
     }
     if rw.rw_flags & libc::RWF_HIPRI != 0 && !ctx.has(crate::abi::IORING_SETUP_IOPOLL) {
-        return Issue::Done(if fd_open(fd) { -libc::EINVAL } else { -libc::EBADF }, 0);
+        return Some(Issue::Done(if fd_open(fd) { -libc::EINVAL } else { -libc::EBADF }, 0));
     }
     // An IOPOLL ring only does direct I/O that can be polled (or that the
     // kernel does without polling).
     if ctx.has(crate::abi::IORING_SETUP_IOPOLL) {
         if let Some(e) = iopoll_refuses(fd, write) {
-            return Issue::Done(e, 0);
+            return Some(Issue::Done(e, 0));
         }
     }
     let user_nowait = rw.rw_flags & libc::RWF_NOWAIT != 0;
@@ -467,9 +501,9 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
         if rw.off != u64::MAX && rw.done == 0 {
             // Direct I/O: start it asynchronously (engine/aio.rs).
             rw.via_aio = true;
-            return Issue::Park;
+            return Some(Issue::Park);
         }
-        return Issue::Punt;
+        return Some(Issue::Punt);
     }
     let mut flags = rw.rw_flags | if nonblock { libc::RWF_NOWAIT } else { 0 };
     let single;
@@ -490,6 +524,10 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     let n = loop {
         let n = rw_syscall(write, fd, iov, off, flags);
         if n < 0 && off != -1 && Errno::last().0 == libc::ESPIPE {
+            if crate::engine::par::in_batch() {
+                // Nothing was read: the submitter issues it again, in order.
+                return Some(Issue::Done(-libc::ESPIPE, 0));
+            }
             // A stream: the kernel ignores the offset.
             off = -1;
             continue;
@@ -506,7 +544,7 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
         let e = Errno::last();
         if nonblock && e.0 == libc::EAGAIN && !completes_short(fd) && pollable(req.opcode) {
             // A pipe or socket: wait for readiness, then retry.
-            return Issue::Park;
+            return Some(Issue::Park);
         }
         if nonblock && e.0 == libc::EOPNOTSUPP && mode == Mode::NonBlock && memfs_regular(fd) {
             // A tmpfs/ramfs file that refuses RWF_NOWAIT: plain I/O cannot
@@ -515,26 +553,27 @@ fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
             flags &= !libc::RWF_NOWAIT;
             off = if rw.off == u64::MAX { -1 } else { rw.off.wrapping_add(rw.done) as i64 };
             let n = rw_syscall(write, fd, iov, off, flags);
-            return finish_rw(rw, n, nonblock, fd);
+            return finish_rw(rw, n, nonblock, fd, write);
         }
         if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
-            return Issue::Punt;
+            return Some(Issue::Punt);
         }
     }
-    finish_rw(rw, n, nonblock, fd)
+    finish_rw(rw, n, nonblock, fd, write)
 }
 
 /// The outcome of a transfer that returned `n` (-1 with errno set): a
-/// count, or an error once nothing was transferred; a short non-blocking
-/// transfer on a regular file goes on in a worker.
-fn finish_rw(rw: &mut Rw, n: isize, nonblock: bool, fd: i32) -> Issue {
+/// count, or an error once nothing was transferred. A short non-blocking
+/// transfer on a regular file goes on: a read inline (None), a write in a
+/// worker (as the kernel's `io_write` retries in io-wq).
+fn finish_rw(rw: &mut Rw, n: isize, nonblock: bool, fd: i32, write: bool) -> Option<Issue> {
     if n < 0 {
         let e = Errno::last();
-        return Issue::Done(if rw.done > 0 { rw.done as i32 } else { e.neg() }, 0);
+        return Some(Issue::Done(if rw.done > 0 { rw.done as i32 } else { e.neg() }, 0));
     }
     rw.done += n as u64;
     if nonblock && n > 0 && rw.done < rw.total && completes_short(fd) {
-        return Issue::Punt;
+        return if write { Some(Issue::Punt) } else { None };
     }
-    Issue::Done(rw.done as i32, 0)
+    Some(Issue::Done(rw.done as i32, 0))
 }
