@@ -22,13 +22,15 @@
 //!
 //! The helper spins for [`SPIN`] after each batch, looking for the next one,
 //! then sleeps on a futex. It is only started on a machine with more than
-//! one CPU available, and a batch the helper cannot join (another ring's
-//! submitter has it) is simply issued by its own submitter.
+//! one CPU available, and only offered a batch while a CPU looks free for it
+//! ([`cpu_free`]: the system's runnable tasks fit the CPUs, checked every
+//! 10 ms); a batch the helper cannot join (another ring's submitter has it,
+//! or no CPU is free) is simply issued by its own submitter.
 
 use super::opdef::{self, Issue, Mode, Req};
 use super::Ctx;
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Fewest reads worth sharing.
@@ -86,8 +88,9 @@ fn start() -> Helper {
 }
 
 /// Whether this machine gives a helper a CPU of its own (checked once).
+static CPUS: AtomicUsize = AtomicUsize::new(0);
+
 fn worth_it() -> bool {
-    static CPUS: AtomicUsize = AtomicUsize::new(0);
     let mut n = CPUS.load(Ordering::Relaxed);
     if n == 0 {
         n = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -100,6 +103,61 @@ fn worth_it() -> bool {
 #[inline]
 pub(crate) fn available() -> bool {
     worth_it()
+}
+
+/// How often the check for a free CPU is made again.
+const CHECK_EVERY_NS: u64 = 10_000_000;
+/// The last check's verdict, and when the next one is due.
+static ROOM: AtomicBool = AtomicBool::new(true);
+static NEXT_CHECK: AtomicU64 = AtomicU64::new(0);
+/// Checks in a row that found no free CPU; the helper stands aside from
+/// [`STRIKES_OUT`] of them (a lone task passing by is no contention).
+static STRIKES: AtomicU32 = AtomicU32::new(0);
+const STRIKES_OUT: u32 = 3;
+
+/// The system's runnable tasks now (`/proc/loadavg`'s fourth field, whose
+/// first number counts the reading thread too); None if unreadable.
+fn nr_running() -> Option<usize> {
+    let mut buf = [0u8; 128];
+    // SAFETY: a NUL-terminated path; reading into a local buffer; the fd
+    // is closed at once.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/loadavg".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    let text = core::str::from_utf8(buf.get(..usize::try_from(n).ok()?)?).ok()?;
+    text.split_ascii_whitespace().nth(3)?.split('/').next()?.parse().ok()
+}
+
+/// True when a CPU looks free for the helper: the system's runnable tasks,
+/// counting the helper, fit in the CPUs this process may use. A helper
+/// competing for a CPU with another submitter (or another program) slows
+/// both, so then batches are issued by their submitters alone: after three
+/// checks in a row found no free CPU, until one finds one. Checked every
+/// 10 ms at most (about 5 us per check).
+fn cpu_free(h: &Helper) -> bool {
+    let now = super::shared::now_ns();
+    let due = NEXT_CHECK.load(Ordering::Relaxed);
+    if now < due || NEXT_CHECK.compare_exchange(due, now + CHECK_EVERY_NS, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return ROOM.load(Ordering::Relaxed);
+    }
+    let free = match nr_running() {
+        Some(running) => {
+            let helper_off_cpu = usize::from(h.sleeping.load(Ordering::Relaxed));
+            running + helper_off_cpu <= CPUS.load(Ordering::Relaxed)
+        }
+        None => true,
+    };
+    let strikes = if free { 0 } else { (STRIKES.load(Ordering::Relaxed) + 1).min(STRIKES_OUT) };
+    STRIKES.store(strikes, Ordering::Relaxed);
+    let room = strikes < STRIKES_OUT;
+    ROOM.store(room, Ordering::Relaxed);
+    room
 }
 
 /// The helper, started on first use; None where it cannot help.
@@ -198,7 +256,7 @@ pub(crate) fn issue_all(ctx: &Ctx, reqs: &mut [Req], outs: &mut Vec<Out>) {
     outs.resize_with(reqs.len(), Out::default);
     let job = Job { ctx, reqs: reqs.as_mut_ptr(), outs: outs.as_mut_ptr(), n: reqs.len(), next: Next(AtomicUsize::new(0)) };
     let shared = match helper() {
-        Some(h) if !h.taken.swap(true, Ordering::Acquire) => Some(h),
+        Some(h) if cpu_free(h) && !h.taken.swap(true, Ordering::Acquire) => Some(h),
         _ => None,
     };
     if let Some(h) = shared {
