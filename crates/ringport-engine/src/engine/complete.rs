@@ -78,6 +78,13 @@ impl Ctx {
         }
     }
 
+    /// DEFER_TASKRUN, and IOPOLL (unless a SQPOLL thread reaps): CQEs made
+    /// outside an enter call are held until someone asks for events.
+    #[inline]
+    fn holds_cqes(&self) -> bool {
+        self.has(abi::IORING_SETUP_DEFER_TASKRUN) || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL))
+    }
+
     /// Posts a batch of CQEs and wakes whoever waits for them. On a
     /// DEFER_TASKRUN or IOPOLL ring, CQEs from anywhere but an enter call on
     /// the ring are held until someone asks for events.
@@ -85,10 +92,7 @@ impl Ctx {
         if cqes.is_empty() {
             return;
         }
-        // IOPOLL completions, too, only show when reaped in enter(GETEVENTS)
-        // (unless a SQPOLL thread reaps them).
-        let held = self.has(abi::IORING_SETUP_DEFER_TASKRUN)
-            || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL));
+        let held = self.holds_cqes();
         if held && !super::enter::in_enter(self) {
             self.deferred.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(cqes);
             self.has_deferred.store(true, Ordering::Release);
@@ -101,6 +105,15 @@ impl Ctx {
                 self.sleepers()
             };
             self.notify(sleepers);
+            return;
+        }
+        if held && self.has_deferred.load(Ordering::Acquire) {
+            // Posting in an enter while CQEs made earlier elsewhere are
+            // held: they go first (the kernel would have run their task
+            // work first; a multishot request's CQEs stay in order).
+            let mut all = self.take_deferred();
+            all.extend_from_slice(cqes);
+            self.post_now(&all);
             return;
         }
         self.post_now(cqes);
@@ -122,9 +135,8 @@ impl Ctx {
     /// holds, so a cancelled request's final CQE is never followed by
     /// another. Lock order: submit lock, then the family's table lock.
     pub fn post_if_armed(&self, cqe: Cqe, still_armed: impl FnOnce() -> bool) {
-        let held = (self.has(abi::IORING_SETUP_DEFER_TASKRUN)
-            || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL)))
-            && !super::enter::in_enter(self);
+        let held_ring = self.holds_cqes();
+        let held = held_ring && !super::enter::in_enter(self);
         let mut st = self.lock_submit();
         if !still_armed() {
             return;
@@ -136,6 +148,11 @@ impl Ctx {
                 self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
             }
             self.sleepers()
+        } else if held_ring && self.has_deferred.load(Ordering::Acquire) {
+            // As in `post`: CQEs held from earlier go first.
+            let mut all = self.take_deferred();
+            all.push(cqe);
+            self.post_locked_batch(&mut st.cq, &all)
         } else {
             self.post_locked_batch(&mut st.cq, &[cqe])
         };
