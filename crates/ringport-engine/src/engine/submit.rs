@@ -459,6 +459,9 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         // Everything of the chain that is not still to run has finished;
         // it counts as done for IO_DRAIN once its CQEs are out.
         let left = next.as_deref().map_or(0, chain_len);
+        if next.is_none() {
+            wq::about_to_finish();
+        }
         ctx.post(&out);
         out.clear();
         ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);

@@ -29,6 +29,27 @@ use std::time::Duration;
 
 /// The most worker threads the pool runs at once.
 const MAX_WORKERS: usize = 256;
+
+/// Workers that have posted their request's last CQE and are on their way
+/// back to the queue. A request punted meanwhile wakes nobody: one of them
+/// takes it. (Posting wakes the CQ waiter, which often preempts the
+/// worker at once and punts the next request before the worker is idle;
+/// waking another sleeping worker for it costs more than the request on a
+/// virtual machine, and spreads the work round-robin over cold threads.)
+static FINISHING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// This worker counts in [`FINISHING`].
+    static MARKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by a worker just before it posts the last CQE of its request:
+/// it will look at the queue again before sleeping.
+pub(crate) fn about_to_finish() {
+    if current_is_worker() && !MARKED.with(|m| m.replace(true)) {
+        FINISHING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 /// How long an idle worker waits for work before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
@@ -72,6 +93,11 @@ pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
     super::ops::timeout::arm_link_timeout(&ctx, &mut req);
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(Work { ctx, req });
+    // A finishing worker takes the pool lock (decrementing FINISHING under
+    // it) before it looks at the queue: seen here, it will see this work.
+    if FINISHING.load(std::sync::atomic::Ordering::Acquire) >= st.queue.len() {
+        return;
+    }
     if st.idle > 0 {
         POOL.get().cv.notify_one();
         return;
@@ -306,6 +332,9 @@ fn worker() {
             drop(st);
             run(w);
             st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+            if MARKED.with(|m| m.replace(false)) {
+                FINISHING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
             continue;
         }
         st.idle += 1;

@@ -345,6 +345,10 @@ mod hints {
     pub const KNOWN: u8 = 1;
     /// O_DIRECT: RWF_NOWAIT never says EAGAIN, so it would block inline.
     pub const DIRECT: u8 = 2;
+    /// A non-blocking write was refused (EOPNOTSUPP: ext4's buffered
+    /// writes, say): writes go to a worker without trying (the kernel
+    /// checks the file's FMODE_BUF_WASYNC the same way, for free).
+    pub const NOWAIT_WRITE_REFUSED: u8 = 4;
 
     const SLOTS: usize = 4096;
     static TABLE: [AtomicU8; SLOTS] = [const { AtomicU8::new(0) }; SLOTS];
@@ -364,6 +368,13 @@ mod hints {
         let h = KNOWN | if fl & libc::O_DIRECT != 0 { DIRECT } else { 0 };
         slot.store(h, Ordering::Relaxed);
         h
+    }
+
+    /// Adds `bit` to the hints for `fd`.
+    pub fn add(fd: i32, bit: u8) {
+        if let Some(slot) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) {
+            slot.fetch_or(bit, Ordering::Relaxed);
+        }
     }
 
     /// Re-checks O_DIRECT before a request goes to AIO: a hint left by a
@@ -497,7 +508,11 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
     // In a worker, a pollable file is still never waited on by blocking:
     // like io-wq, try it non-blocking and wait in the reactor.
     let mut nonblock = !user_nowait && (mode == Mode::NonBlock || !completes_short(fd));
-    if nonblock && mode == Mode::NonBlock && hints::get(fd) & hints::DIRECT != 0 && hints::still_direct(fd) {
+    let hint = if nonblock && mode == Mode::NonBlock { hints::get(fd) } else { 0 };
+    if write && hint & hints::NOWAIT_WRITE_REFUSED != 0 {
+        return Some(Issue::Punt);
+    }
+    if hint & hints::DIRECT != 0 && hints::still_direct(fd) {
         if rw.off != u64::MAX && rw.done == 0 {
             // Direct I/O: start it asynchronously (engine/aio.rs).
             rw.via_aio = true;
@@ -556,6 +571,9 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
             return finish_rw(rw, n, nonblock, fd, write);
         }
         if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
+            if write && e.0 == libc::EOPNOTSUPP && mode == Mode::NonBlock {
+                hints::add(fd, hints::NOWAIT_WRITE_REFUSED);
+            }
             return Some(Issue::Punt);
         }
     }
