@@ -1350,6 +1350,28 @@ fn ops_read_batch_order() {
     });
 }
 
+/// Writes to one regular file that go to workers run one at a time, in SQE
+/// order (the kernel's io-wq hashes them by inode): sixteen IOSQE_ASYNC
+/// writes over the same bytes leave the last one's, and complete in order.
+#[test]
+fn ops_async_writes_to_one_file_in_order() {
+    diff("ops_async_writes_to_one_file_in_order", |b, t| {
+        let Some(r) = ring(b, t, 32, 0) else { return };
+        let f = TempFile::new("asyncwrites", b"", libc::O_RDWR);
+        let bufs: Vec<Vec<u8>> = (0..16u8).map(|i| vec![b'a' + i; 8192]).collect();
+        let sqes: Vec<Sqe> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, buf)| Sqe::write(f.fd, buf.as_ptr(), 8192 - i as u32 * 256, 0, i as u64).flags(abi::IOSQE_ASYNC))
+            .collect();
+        r.push_all(&sqes);
+        let (n, c) = r.run(sqes.len() as u32, sqes.len());
+        t.rec("submitted", res(n));
+        t.rec("CQEs in order", shorts(&c));
+        t.rec("file", f.contents());
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Submission return values, dropped entries
 // ---------------------------------------------------------------------------

@@ -56,6 +56,43 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 struct Work {
     ctx: Arc<Ctx>,
     req: Box<Req>,
+    /// Writes to one regular file run one at a time, in order (the
+    /// kernel's hashed io-wq work): the file's identity, or 0.
+    hash: u64,
+}
+
+/// The hash of a write to a regular file (its device and inode), else 0.
+/// Concurrent buffered writes to one file only contend for its inode lock,
+/// so the kernel's io-wq runs them serially (`hash_reg_file`).
+fn write_hash(ctx: &Ctx, req: &Req) -> u64 {
+    use crate::abi::op;
+    use std::os::fd::AsRawFd;
+    if !matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED) {
+        return 0;
+    }
+    // Not issued yet (IOSQE_ASYNC): the file the request names.
+    let fd = match &req.file {
+        super::opdef::File::None if req.sqe_flags & crate::abi::IOSQE_FIXED_FILE != 0 => {
+            let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
+            match usize::try_from(req.fd).ok().and_then(|i| rsrc.files.get(i)).and_then(|f| f.as_ref()) {
+                Some(f) => f.as_raw_fd(),
+                None => return 0,
+            }
+        }
+        super::opdef::File::None => req.fd,
+        f => f.raw(),
+    };
+    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a valid out-pointer.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    // SAFETY: fstat succeeded.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return 0;
+    }
+    (st.st_ino ^ st.st_dev.rotate_left(32)) | 1
 }
 
 /// What a worker is running.
@@ -70,6 +107,8 @@ struct Running {
 
 struct State {
     queue: VecDeque<Work>,
+    /// Hashes of the writes workers are running.
+    busy: Vec<u64>,
     idle: usize,
     workers: usize,
     /// What each worker is running, by worker id.
@@ -84,15 +123,21 @@ pub(crate) struct Pool {
 
 /// The process's pool (started afresh in a fork child).
 pub(crate) static POOL: super::global::Global<Pool> = super::global::Global::new(|| Pool {
-    state: Mutex::new(State { queue: VecDeque::new(), idle: 0, workers: 0, running: None, next_worker: 0 }),
+    state: Mutex::new(State { queue: VecDeque::new(), busy: Vec::new(), idle: 0, workers: 0, running: None, next_worker: 0 }),
     cv: Condvar::new(),
 });
 
 /// Hands `req` to a worker; its CQE is posted when it finishes.
 pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
     super::ops::timeout::arm_link_timeout(&ctx, &mut req);
+    let hash = write_hash(&ctx, &req);
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    st.queue.push_back(Work { ctx, req });
+    st.queue.push_back(Work { ctx, req, hash });
+    // The worker writing this file runs it next (it looks at the queue
+    // again, under this lock, once done).
+    if hash != 0 && st.busy.contains(&hash) {
+        return;
+    }
     // A finishing worker takes the pool lock (decrementing FINISHING under
     // it) before it looks at the queue: seen here, it will see this work.
     if FINISHING.load(std::sync::atomic::Ordering::Acquire) >= st.queue.len() {
@@ -328,10 +373,14 @@ fn worker() {
     let id = st.next_worker;
     WORKER.with(|w| w.set(Some(id)));
     loop {
-        if let Some(w) = st.queue.pop_front() {
+        if let Some(w) = take_runnable(&mut st) {
             drop(st);
+            let hash = w.hash;
             run(w);
             st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+            if hash != 0 {
+                st.busy.retain(|&h| h != hash);
+            }
             if MARKED.with(|m| m.replace(false)) {
                 FINISHING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             }
@@ -346,6 +395,17 @@ fn worker() {
             return;
         }
     }
+}
+
+/// The first queued work that may run now (not a write to a file another
+/// worker is writing), marked busy.
+fn take_runnable(st: &mut State) -> Option<Work> {
+    let i = st.queue.iter().position(|w| w.hash == 0 || !st.busy.contains(&w.hash))?;
+    let w = st.queue.remove(i)?;
+    if w.hash != 0 {
+        st.busy.push(w.hash);
+    }
+    Some(w)
 }
 
 fn run(w: Work) {
