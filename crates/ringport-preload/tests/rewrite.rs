@@ -31,8 +31,11 @@ fn enter_sites_are_rewritten_and_stay_correct() {
     println!("ringport: {sites} sites rewritten, {traps} traps for {calls} enters");
     assert_eq!(sites, 2, "{stdout}");
     // The third site traps every time (a third of the calls); the other
-    // two only until they are rewritten.
-    assert!(traps < calls / 3 + 200, "{stdout}");
+    // two only until they are rewritten (other threads keep trapping there
+    // while one rewrites it, which on a loaded machine can take a
+    // millisecond or two: a few hundred traps; unrewritten, they would be
+    // two thirds of the calls).
+    assert!(traps < calls / 3 + 2000, "{stdout}");
     assert!(traps >= calls / 3, "{stdout}");
 }
 
