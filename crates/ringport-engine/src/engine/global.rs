@@ -79,6 +79,7 @@ extern "C" fn fork_child() {
     super::shared::forget_pid();
     super::reactor::close_inherited();
     super::wq::POOL.reset();
+    super::wq::forget_finishing();
     super::timer::TIMERS.reset();
     super::reactor::REACTOR.reset();
     super::aio::AIO.reset();

@@ -43,7 +43,27 @@ thread_local! {
 pub(crate) fn shared_rings() -> Vec<Arc<Ctx>> {
     let Some(t) = RINGS.peek() else { return Vec::new() };
     let v = t.read().unwrap_or_else(|e| e.into_inner());
+    shared_of(&v)
+}
+
+fn shared_of(v: &[Entry]) -> Vec<Arc<Ctx>> {
     v.iter().filter(|e| e.ctx.shm.is_inherited() && !e.ctx.closed.load(Ordering::Acquire)).map(|e| e.ctx.clone()).collect()
+}
+
+/// [`shared_rings`] for `exec`, which a signal handler may call: the
+/// registry is only tried, for up to 10 ms (the handler's own thread may
+/// be the one holding it), and None if it stayed busy.
+pub(crate) fn shared_rings_try() -> Option<Vec<Arc<Ctx>>> {
+    let Some(t) = RINGS.peek() else { return Some(Vec::new()) };
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(10);
+    loop {
+        match t.try_read() {
+            Ok(v) => return Some(shared_of(&v)),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(shared_of(&e.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < until => std::thread::yield_now(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    }
 }
 
 /// `fork` prepare hook: holds the registry and marks every ring inherited.

@@ -19,14 +19,19 @@
 //!   gone through a raw `exec`) counts as having nothing to cancel.
 //!
 //! The mail is one slot, used by one asker at a time (its owner word holds
-//! the asker's pid, taken over from an asker that died).
+//! the asker's pid, taken over from an asker that died or has held it for
+//! a second). Each ask gets a ticket: the asker clears the ticket word,
+//! writes the cancel, then publishes the ticket (a seqlock); a service
+//! thread acts once per ticket addressed to it, and answers with the
+//! ticket and the result in one word, so a late answer to an older ask is
+//! never taken for the current one.
 //!
 //! [`Shm::join`]: super::shared::Shm::join
 
 use super::ops::cancel::{cancel_locked, Spec};
-use super::shared::{alive, futex, pid};
+use super::shared::{alive, futex, now_ns, pid};
 use super::Ctx;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,47 +54,53 @@ pub(crate) fn serve(ctx: &Arc<Ctx>) {
 
 /// Wakes every process's service thread on `ctx` (a ring closes here).
 pub(crate) fn kick(ctx: &Ctx) {
-    futex(ctx.shm.mail.seq.as_ptr(), libc::FUTEX_WAKE, i32::MAX as u32, core::ptr::null());
+    futex(ctx.shm.mail.ticket.as_ptr(), libc::FUTEX_WAKE, i32::MAX as u32, core::ptr::null());
 }
 
 fn service(ctx: Arc<Ctx>) {
     super::wq::block_signals();
     let me = pid();
     let mail = &ctx.shm.mail;
+    // A ticket stands only while its ask is open (the asker clears it when
+    // done), so one already there when this thread starts is for it too
+    // (a child may ask before its parent's service thread is up).
+    let mut done = 0;
     while !ctx.closed.load(Ordering::Acquire) {
-        let seq = mail.seq.load(Ordering::Acquire);
-        if mail.target.load(Ordering::Acquire) == me && mail.answered.load(Ordering::Acquire) != seq {
-            answer(&ctx, me, seq);
+        let ticket = mail.ticket.load(Ordering::Acquire);
+        if ticket != 0 && ticket != done && mail.target.load(Ordering::Acquire) == me {
+            done = ticket;
+            answer(&ctx, ticket);
             continue;
         }
-        // Woken by a new mail or by a close; the timeout only bounds how
+        // Woken by a new ask or by a close; the timeout only bounds how
         // long a missed wake-up could go unnoticed.
         let one_s = libc::timespec { tv_sec: 1, tv_nsec: 0 };
-        futex(mail.seq.as_ptr(), libc::FUTEX_WAIT, seq, &one_s);
+        futex(mail.ticket.as_ptr(), libc::FUTEX_WAIT, ticket, &one_s);
     }
     ctx.shm.leave(me);
 }
 
-/// Runs the cancel in mail `seq` on this process's requests and answers.
-fn answer(ctx: &Arc<Ctx>, me: i32, seq: u32) {
+/// Runs the cancel of ask `ticket` on this process's requests and answers.
+fn answer(ctx: &Arc<Ctx>, ticket: u32) {
     let m = &ctx.shm.mail;
     let spec = Spec {
-        flags: m.flags.load(Ordering::Acquire),
-        user_data: m.user_data.load(Ordering::Acquire),
-        fd: m.fd.load(Ordering::Acquire),
-        opcode: m.opcode.load(Ordering::Acquire) as u8,
+        flags: m.flags.load(Ordering::Relaxed),
+        user_data: m.user_data.load(Ordering::Relaxed),
+        fd: m.fd.load(Ordering::Relaxed),
+        opcode: m.opcode.load(Ordering::Relaxed) as u8,
     };
-    // The asker clears the target while it rewrites the fields: the ones
-    // just read belong to `seq` only if both still hold.
-    if m.seq.load(Ordering::Acquire) != seq || m.target.load(Ordering::Acquire) != me {
+    // A seqlock read: the fields belong to `ticket` only if it still
+    // stands (an asker clears it before it writes new ones).
+    fence(Ordering::Acquire);
+    if m.ticket.load(Ordering::Relaxed) != ticket {
         return;
     }
     let r = cancel_locked(ctx, &spec);
     for (req, res) in ctx.take_remote_tw() {
         super::submit::complete_elsewhere(ctx, req, res);
     }
-    m.result.store(r, Ordering::Release);
-    m.answered.store(seq, Ordering::Release);
+    m.answer.store((ticket as u64) << 32 | r as u32 as u64, Ordering::Release);
+    m.answered.store(ticket, Ordering::Release);
     futex(m.answered.as_ptr(), libc::FUTEX_WAKE, i32::MAX as u32, core::ptr::null());
 }
 
@@ -125,14 +136,19 @@ pub(crate) fn cancel_elsewhere(ctx: &Ctx, spec: &Spec) -> i32 {
     }
 }
 
+/// How long an owner may hold the mail before another asker takes it.
+const OWNER_STALE_NS: u64 = 1_000_000_000;
+
 /// One question to process `target`; None if it did not answer in time.
 fn ask(ctx: &Ctx, me: i32, target: i32, spec: &Spec) -> Option<i32> {
     let m = &ctx.shm.mail;
     let until = Instant::now() + ANSWER_WAIT;
     loop {
         let cur = m.owner.load(Ordering::Acquire);
-        let free = cur == 0 || (cur != me && !alive(cur));
+        let stale = cur != 0 && now_ns().saturating_sub(m.owner_since.load(Ordering::Acquire)) > OWNER_STALE_NS;
+        let free = cur == 0 || (cur != me && (!alive(cur) || stale));
         if free && m.owner.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            m.owner_since.store(now_ns(), Ordering::Release);
             break;
         }
         if Instant::now() >= until {
@@ -140,19 +156,26 @@ fn ask(ctx: &Ctx, me: i32, target: i32, spec: &Spec) -> Option<i32> {
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-    m.target.store(0, Ordering::Release);
-    m.flags.store(spec.flags, Ordering::Release);
-    m.user_data.store(spec.user_data, Ordering::Release);
-    m.fd.store(spec.fd, Ordering::Release);
-    m.opcode.store(spec.opcode as u32, Ordering::Release);
-    m.target.store(target, Ordering::Release);
-    let seq = m.seq.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-    futex(m.seq.as_ptr(), libc::FUTEX_WAKE, i32::MAX as u32, core::ptr::null());
+    let mut ticket = m.seq.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+    if ticket == 0 {
+        ticket = m.seq.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+    }
+    // Seqlock write: no ticket while the fields change.
+    m.ticket.store(0, Ordering::Relaxed);
+    fence(Ordering::Release);
+    m.target.store(target, Ordering::Relaxed);
+    m.flags.store(spec.flags, Ordering::Relaxed);
+    m.user_data.store(spec.user_data, Ordering::Relaxed);
+    m.fd.store(spec.fd, Ordering::Relaxed);
+    m.opcode.store(spec.opcode as u32, Ordering::Relaxed);
+    m.ticket.store(ticket, Ordering::Release);
+    futex(m.ticket.as_ptr(), libc::FUTEX_WAKE, i32::MAX as u32, core::ptr::null());
     let until = Instant::now() + ANSWER_WAIT;
     let answer = loop {
         let a = m.answered.load(Ordering::Acquire);
-        if a == seq {
-            break Some(m.result.load(Ordering::Acquire));
+        let packed = m.answer.load(Ordering::Acquire);
+        if (packed >> 32) as u32 == ticket {
+            break Some(packed as u32 as i32);
         }
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -161,11 +184,9 @@ fn ask(ctx: &Ctx, me: i32, target: i32, spec: &Spec) -> Option<i32> {
         let ts = libc::timespec { tv_sec: 0, tv_nsec: left.as_nanos() as i64 };
         futex(m.answered.as_ptr(), libc::FUTEX_WAIT, a, &ts);
     };
-    if answer.is_none() {
-        // Withdrawn: a late service thread sees the target change and
-        // leaves it.
-        let _ = m.target.compare_exchange(target, 0, Ordering::AcqRel, Ordering::Relaxed);
-    }
+    // Closed (or withdrawn, unanswered): a late service thread finds the
+    // ticket gone.
+    let _ = m.ticket.compare_exchange(ticket, 0, Ordering::AcqRel, Ordering::Relaxed);
     m.owner.store(0, Ordering::Release);
     answer
 }

@@ -65,8 +65,11 @@ pub(crate) const MAX_MEMBERS: usize = 8;
 pub(crate) struct Mail {
     /// 0 when free, else the pid of the process using it.
     pub owner: AtomicI32,
-    /// Bumped for every request; each process's service thread waits on it.
+    /// The number of the last ask begun (tickets are never 0).
     pub seq: AtomicU32,
+    /// The ask whose fields are complete (0 while they are being written):
+    /// a seqlock word, and the futex word service threads sleep on.
+    pub ticket: AtomicU32,
     /// The process asked.
     pub target: AtomicI32,
     /// The cancel: `Spec`'s fields.
@@ -74,10 +77,14 @@ pub(crate) struct Mail {
     pub fd: AtomicI32,
     pub opcode: AtomicU32,
     pub user_data: AtomicU64,
-    /// The `seq` last answered; the asker waits on it.
+    /// The last ticket answered; the asker sleeps on it.
     pub answered: AtomicU32,
-    /// The answer (what the cancel returned in the target process).
-    pub result: AtomicI32,
+    /// The answer: its ticket in the high half, the result in the low.
+    pub answer: AtomicU64,
+    /// When the owner took the mail (CLOCK_MONOTONIC ns): an owner that
+    /// holds it far longer than an ask takes (gone through a raw exec, say)
+    /// loses it.
+    pub owner_since: AtomicU64,
 }
 
 /// The shared page's contents.
@@ -425,7 +432,12 @@ extern "C" fn on_exit() {
 /// other processes share can show it. Nothing happens in a `vfork` child
 /// (it shares this memory but none of these requests are its own; its pid
 /// differs from the cached one) or in a process that never used a ring
-/// since its fork (no cached pid).
+/// since its fork (no cached pid). `exec` is async-signal-safe and a
+/// handler may call it: the ring registry is only tried (if it stays busy,
+/// nothing is cancelled). Under the interception library a handler never
+/// runs inside the engine, so the locks taken after that are never held by
+/// the handler's own thread; with shared rings the cancel allocates, so a
+/// handler that interrupted `malloc` and then execs is not safe.
 pub(crate) fn before_exec() {
     let cached = PID.load(Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
@@ -461,7 +473,8 @@ pub(crate) fn exec_failed() {
 /// CQ as far as it fits; and the process stops answering cancels.
 pub(crate) fn leave_shared_rings(exec: bool) {
     use super::ops::cancel::{cancel_locked, Spec};
-    for ctx in super::registry::shared_rings() {
+    let rings = if exec { super::registry::shared_rings_try().unwrap_or_default() } else { super::registry::shared_rings() };
+    for ctx in rings {
         ctx.shm.leave(pid());
         if !exec {
             super::ops::timeout::hand_over(&ctx);

@@ -41,6 +41,28 @@ static FINISHING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 thread_local! {
     /// This worker counts in [`FINISHING`].
     static MARKED: Cell<bool> = const { Cell::new(false) };
+    /// The write hash this worker holds in `State::busy` (0: none).
+    static HASH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Fork child hook: no worker of the parent's exists here.
+pub(crate) fn forget_finishing() {
+    FINISHING.store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The hashed write this worker ran has finished: other writes to its file
+/// may start, before the rest of its chain runs (as io-wq clears the hash
+/// before it runs linked work).
+pub(crate) fn release_hash() {
+    let hash = HASH.with(|h| h.replace(0));
+    if hash != 0 {
+        let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+        st.busy.retain(|&h| h != hash);
+        // A write to the file may be waiting for it, with no worker awake.
+        if st.queue.iter().any(|w| w.hash == hash) && st.idle > 0 {
+            POOL.get().cv.notify_one();
+        }
+    }
 }
 
 /// Called by a worker just before it posts the last CQE of its request:
@@ -375,12 +397,10 @@ fn worker() {
     loop {
         if let Some(w) = take_runnable(&mut st) {
             drop(st);
-            let hash = w.hash;
+            HASH.with(|h| h.set(w.hash));
             run(w);
+            release_hash();
             st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-            if hash != 0 {
-                st.busy.retain(|&h| h != hash);
-            }
             if MARKED.with(|m| m.replace(false)) {
                 FINISHING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             }
