@@ -827,6 +827,34 @@ fn splice(fd_in: i32, off_in: i64, fd_out: i32, off_out: i64, len: u32, flags: u
     }
 }
 
+/// Two chains that each start with a write to the same file: A's next
+/// request (a SPLICE from an empty pipe) waits for B's (the write that fills
+/// that pipe). Writes to one file go to workers one at a time, but the file
+/// is free again once A's write is done, before A's splice runs (as io-wq
+/// clears the hash before linked work): both chains complete.
+#[test]
+fn fs_chains_after_writes_to_one_file() {
+    diff("fs_chains_after_writes_to_one_file", |b, t| {
+        let Some(r) = ring(b, t, 8, 0) else { return };
+        let f = TempFile::new("chainwrites", b"", libc::O_RDWR);
+        let g = TempFile::new("chainsplice", b"", libc::O_RDWR);
+        let p = Pipe::new(0);
+        let data = pattern(64, 4);
+        let sqes = [
+            Sqe::write(f.fd, data.as_ptr(), 64, 0, 1).flags(abi::IOSQE_ASYNC | abi::IOSQE_IO_LINK),
+            splice(p.r, -1, g.fd, 0, 16, 0, 2),
+            Sqe::write(f.fd, data.as_ptr(), 64, 64, 3).flags(abi::IOSQE_ASYNC | abi::IOSQE_IO_LINK),
+            Sqe::write(p.w, data.as_ptr(), 16, 0, 4),
+        ];
+        r.push_all(&sqes);
+        let (n, c) = r.run(sqes.len() as u32, sqes.len());
+        t.rec("submitted", res(n));
+        t.rec("CQEs by user_data", shorts(&sorted(c)));
+        t.rec("file f", f.contents());
+        t.rec("file g", g.contents());
+    });
+}
+
 fn tee(fd_in: i32, fd_out: i32, len: u32, flags: u32, user_data: u64) -> Sqe {
     Sqe { opcode: op::TEE, ..splice(fd_in, 0, fd_out, 0, len, flags, user_data) }
 }
