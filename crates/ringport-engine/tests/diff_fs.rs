@@ -917,6 +917,7 @@ fn fs_splice_tee() {
 // Extended attributes
 // ---------------------------------------------------------------------------
 
+#[allow(clippy::too_many_arguments)] // one per SQE field it sets
 fn xattr(opcode: u8, fd: i32, name: u64, value: u64, len: u32, flags: u32, path: u64, user_data: u64) -> Sqe {
     Sqe { fd, addr: name, off: value, len, op_flags: flags, addr3: path, ..Sqe::new(opcode, user_data) }
 }

@@ -61,7 +61,7 @@ fn msg_ring_send_fd() {
         // The target reads the pipe through the slot it was given.
         write_fd(p.w, b"passed");
         let mut buf = [0u8; 16];
-        let rd = Sqe { flags: abi::IOSQE_FIXED_FILE as u8, ..Sqe::read(2, buf.as_mut_ptr(), 16, 0, 20) };
+        let rd = Sqe { flags: abi::IOSQE_FIXED_FILE, ..Sqe::read(2, buf.as_mut_ptr(), 16, 0, 20) };
         t.rec("target reads slot 2", c.one_short(&rd));
         t.rec("bytes", buf[..6].to_vec());
         send(t, &a, &c, "allocated slot", Sqe { addr3: 0, file_index: abi::IORING_FILE_INDEX_ALLOC as u32, ..msg_sqe(c.fd, msg::SEND_FD, 0x12, 0, 3) });

@@ -170,7 +170,7 @@ impl Scribe {
         let reg = &mut self.regions[region];
         let i = off / 4;
         assert!(
-            off % 4 == 0 && i < reg.shadow.len(),
+            off.is_multiple_of(4) && i < reg.shadow.len(),
             "write outside {}: {off:#x}",
             reg.name
         );
@@ -698,7 +698,7 @@ fn phase_concurrent(
                 }
                 drop(g);
                 n += 8;
-                if n % 512 == 0 {
+                if n.is_multiple_of(512) {
                     std::thread::yield_now();
                 }
             }

@@ -255,7 +255,7 @@ fn sqpoll_nop<U: Uring>(u: &mut U, batch: usize, ctl: &Ctl) -> io::Result<RepSta
                 continue;
             }
             polls = polls.wrapping_add(1);
-            if polls % 256 == 0 && idle_since.get_or_insert_with(Instant::now).elapsed() >= SQPOLL_SPIN_LIMIT {
+            if polls.is_multiple_of(256) && idle_since.get_or_insert_with(Instant::now).elapsed() >= SQPOLL_SPIN_LIMIT {
                 let limit = super::latency::WAIT_LIMIT;
                 u.submit_and_wait_for(batch - got, limit).map_err(|e| match e.raw_os_error() {
                     Some(libc::ETIME) => io::Error::other(format!(

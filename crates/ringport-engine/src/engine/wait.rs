@@ -20,6 +20,10 @@
 use super::{Ctx, Errno};
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
+/// [`SleepGate::block`]: `Ok(Some((restore, sleep_mask)))`, `Ok(None)` or
+/// `Err(errno)`.
+pub type GateBlock = fn() -> Result<Option<(u64, u64)>, i32>;
+
 /// What an embedder (the interception library) puts around the sleep of a
 /// CQ wait, when it serves calls without blocking signals first (see
 /// [`crate::sys::set_sleep_gate`]).
@@ -31,7 +35,7 @@ pub struct SleepGate {
     /// the wait, and `sleep` is the mask to sleep with when the caller gave
     /// none. `Err(errno)`: do not sleep (`EINTR`: a signal is already
     /// waiting for its handler).
-    pub block: fn() -> Result<Option<(u64, u64)>, i32>,
+    pub block: GateBlock,
     /// Called after a wait for which `block` returned `Some`.
     pub restore: fn(u64),
 }
