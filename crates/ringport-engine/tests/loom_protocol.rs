@@ -1,10 +1,12 @@
 //! loom models of the wakeup and hand-off protocols the engine relies on, explored
 //! over every interleaving (and every allowed memory ordering outcome).
 //! They model the algorithms in `engine/complete.rs` + `engine/wait.rs`,
-//! `engine/sqpoll.rs` and `engine/par.rs` with loom's types; the properties
-//! are "no lost wakeup" (a thread that goes to sleep is always either
-//! unnecessary or woken) and, for a shared batch, "each read issued once,
-//! and the batch never used after it went away".
+//! `engine/sqpoll.rs`, `engine/par.rs` and `engine/remote.rs` with loom's
+//! types; the properties are "no lost wakeup" (a thread that goes to sleep
+//! is always either unnecessary or woken), for a shared batch "each read
+//! issued once, and the batch never used after it went away", and for the
+//! cancel mail "never the fields of two asks mixed" (it fails without the
+//! asker's fence).
 
 use loom::sync::atomic::{fence, AtomicU32, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -194,5 +196,44 @@ fn shared_batch_wakeup_is_never_lost() {
         // Having seen the bump (seen == 1), the helper also saw the batch
         // (offered before the bump) and sleeps after it, rightly.
         assert!(!slept || seen == 1 || woken, "the helper sleeps through an offered batch");
+    });
+}
+
+/// The cross-process cancel mail (`engine/remote.rs`): an asker clears the
+/// ticket, writes the cancel's fields, then publishes a new ticket; a
+/// service thread reads the ticket, the fields, and the ticket again, and
+/// acts only if it still stands. Two asks in a row against a service thread
+/// reading concurrently: whatever it validates is one ask's fields, never a
+/// mix of two.
+#[test]
+fn cancel_mail_never_mixes_two_asks() {
+    loom::model(|| {
+        let ticket = Arc::new(AtomicU32::new(0));
+        let f1 = Arc::new(AtomicU32::new(0));
+        let f2 = Arc::new(AtomicU32::new(0));
+        let service = {
+            let (ticket, f1, f2) = (ticket.clone(), f1.clone(), f2.clone());
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    let t1 = ticket.load(Ordering::Acquire);
+                    if t1 == 0 {
+                        continue;
+                    }
+                    let (a, b) = (f1.load(Ordering::Relaxed), f2.load(Ordering::Relaxed));
+                    fence(Ordering::Acquire);
+                    if ticket.load(Ordering::Relaxed) == t1 {
+                        assert_eq!((a, b), (t1 * 10, t1 * 10 + 1), "fields of another ask taken for ask {t1}");
+                    }
+                }
+            })
+        };
+        for t in 1..=2u32 {
+            ticket.store(0, Ordering::Relaxed);
+            fence(Ordering::Release);
+            f1.store(t * 10, Ordering::Relaxed);
+            f2.store(t * 10 + 1, Ordering::Relaxed);
+            ticket.store(t, Ordering::Release);
+        }
+        service.join().unwrap();
     });
 }
