@@ -183,12 +183,20 @@ impl Ctx {
     /// is non-empty at the end).
     pub fn wait_cqes(&self, min: u32, arg: &WaitArg) -> Result<(), Errno> {
         let min = min.min(self.rings.geo.cq_entries);
-        if self.has(crate::abi::IORING_SETUP_DEFER_TASKRUN) {
-            // The submitter runs what is ready now, as the kernel's task
-            // work would have been queued by the waker already.
+        let defer = self.has(crate::abi::IORING_SETUP_DEFER_TASKRUN);
+        // The caller runs what is ready now, as the kernel's task work would
+        // have been queued by the waker already: on a DEFER_TASKRUN ring
+        // always, and on any ring for a call that only asks for the events
+        // there are (min 0, `io_uring_get_events`), so that a file that
+        // became ready before the call has been served when it returns,
+        // whether or not the reactor thread got to it yet. (A call that
+        // waits serves them as it sleeps.)
+        if defer || min == 0 {
             if let Some(p) = self.poller.get().filter(|p| p.armed_fd().is_some()) {
                 p.harvest();
             }
+        }
+        if defer {
             self.settle_taskrun_flag();
         }
         self.run_deferred();
