@@ -367,14 +367,29 @@ pub(crate) fn init_req(ctx: &Ctx, sqe: &Sqe, req: &mut Req) -> Result<(), Errno>
     (def.prep)(ctx, sqe, &mut req.data)
 }
 
+/// The registered file in slot `index`, if any.
+fn fixed_file(ctx: &Ctx, index: i32) -> Option<Arc<OwnedFd>> {
+    let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
+    usize::try_from(index).ok().and_then(|i| rsrc.files.get(i)).and_then(|f| f.clone())
+}
+
+/// The fd of the file `req` names, resolved or not yet (a request punted
+/// before issue); None for a bad fd or an empty registered slot.
+pub(crate) fn named_fd(ctx: &Ctx, req: &Req) -> Option<i32> {
+    match &req.file {
+        File::None if req.sqe_flags & abi::IOSQE_FIXED_FILE != 0 => fixed_file(ctx, req.fd).map(|f| f.as_raw_fd()),
+        File::None => (req.fd >= 0).then_some(req.fd),
+        f => Some(f.raw()),
+    }
+}
+
 /// Resolves `req.fd` (a registered index with IOSQE_FIXED_FILE) to a file.
 pub(crate) fn assign_file(ctx: &Ctx, req: &mut Req) -> Result<(), Errno> {
     if !matches!(req.file, File::None) {
         return Ok(());
     }
     if req.sqe_flags & abi::IOSQE_FIXED_FILE != 0 {
-        let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
-        let slot = usize::try_from(req.fd).ok().and_then(|i| rsrc.files.get(i)).and_then(|f| f.clone());
+        let slot = fixed_file(ctx, req.fd);
         match slot {
             Some(f) => req.file = File::Fixed(f),
             None => return Err(Errno(libc::EBADF)),

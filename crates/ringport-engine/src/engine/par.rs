@@ -87,22 +87,19 @@ fn start() -> Helper {
     }
 }
 
-/// Whether this machine gives a helper a CPU of its own (checked once).
+/// The CPUs this process may use (0: not asked yet).
 static CPUS: AtomicUsize = AtomicUsize::new(0);
 
-fn worth_it() -> bool {
+/// True where a helper can run beside the submitter (more than one CPU;
+/// asked once).
+#[inline]
+pub(crate) fn available() -> bool {
     let mut n = CPUS.load(Ordering::Relaxed);
     if n == 0 {
         n = std::thread::available_parallelism().map_or(1, |n| n.get());
         CPUS.store(n, Ordering::Relaxed);
     }
     n > 1
-}
-
-/// True where a helper can run beside the submitter (more than one CPU).
-#[inline]
-pub(crate) fn available() -> bool {
-    worth_it()
 }
 
 /// How often the check for a free CPU is made again.
@@ -141,7 +138,7 @@ fn nr_running() -> Option<usize> {
 /// checks in a row found no free CPU, until one finds one. Checked every
 /// 10 ms at most (about 5 us per check).
 fn cpu_free(h: &Helper) -> bool {
-    let now = super::shared::now_ns();
+    let now = super::timer::mono_ns();
     let due = NEXT_CHECK.load(Ordering::Relaxed);
     if now < due || NEXT_CHECK.compare_exchange(due, now + CHECK_EVERY_NS, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return ROOM.load(Ordering::Relaxed);
@@ -162,7 +159,7 @@ fn cpu_free(h: &Helper) -> bool {
 
 /// The helper, started on first use; None where it cannot help.
 fn helper() -> Option<&'static Helper> {
-    if !worth_it() {
+    if !available() {
         return None;
     }
     let h = HELPER.get();

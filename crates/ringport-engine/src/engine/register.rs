@@ -45,9 +45,7 @@ impl Resources {
         self.alloc_end = self.files.len() as u32;
         self.alloc_hint = 0;
     }
-}
 
-impl Resources {
     /// This process's copy of a table inherited over fork: the same files
     /// (duplicated, so that the copy owns its fds) and the same buffers.
     pub(crate) fn inherit(&self) -> Resources {

@@ -29,7 +29,8 @@
 //! [`Shm::join`]: super::shared::Shm::join
 
 use super::ops::cancel::{cancel_locked, Spec};
-use super::shared::{alive, futex, now_ns, pid};
+use super::shared::{alive, futex, pid};
+use super::timer::mono_ns as now_ns;
 use super::Ctx;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;

@@ -342,12 +342,6 @@ impl Shm {
     }
 }
 
-/// CLOCK_MONOTONIC now, in nanoseconds.
-pub(crate) fn now_ns() -> u64 {
-    let t = super::wait::now();
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 impl super::Ctx {
     /// A fork is about to copy this process: from now on another process
     /// may submit on this ring and post to it. Wakes this process's
@@ -439,21 +433,23 @@ extern "C" fn on_exit() {
 /// the handler's own thread; with shared rings the cancel allocates, so a
 /// handler that interrupted `malloc` and then execs is not safe.
 pub(crate) fn before_exec() {
+    if exec_pid().is_some() {
+        leave_shared_rings(true);
+    }
+}
+
+/// The cached pid, if it is this process's (not a `vfork` child's, which
+/// shares the cache; not unset since a fork): the process whose requests
+/// an `exec` concerns.
+fn exec_pid() -> Option<i32> {
     let cached = PID.load(Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
-    if cached == 0 || cached != unsafe { libc::getpid() } {
-        return;
-    }
-    leave_shared_rings(true);
+    (cached != 0 && cached == unsafe { libc::getpid() }).then_some(cached)
 }
 
 /// The `exec` after [`before_exec`] failed: answer cancels again.
 pub(crate) fn exec_failed() {
-    let cached = PID.load(Ordering::Relaxed);
-    // SAFETY: getpid has no preconditions.
-    if cached == 0 || cached != unsafe { libc::getpid() } {
-        return;
-    }
+    let Some(cached) = exec_pid() else { return };
     for ctx in super::registry::shared_rings() {
         if ctx.serving.load(Ordering::Acquire) {
             ctx.shm.join(cached);

@@ -163,7 +163,7 @@ impl Ctx {
             return;
         }
         let mut fired = Vec::new();
-        self.shm.take_expired_orphans(super::shared::now_ns(), |ud| fired.push(super::Cqe::new(ud, -libc::ETIME, 0)));
+        self.shm.take_expired_orphans(super::timer::mono_ns(), |ud| fired.push(super::Cqe::new(ud, -libc::ETIME, 0)));
         if !fired.is_empty() {
             self.cq_timeouts.fetch_add(fired.len() as u32, Ordering::AcqRel);
             self.post_now(&fired);

@@ -29,6 +29,8 @@ use std::time::Duration;
 
 /// The most worker threads the pool runs at once.
 const MAX_WORKERS: usize = 256;
+/// How long an idle worker waits for work before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// Workers that have posted their request's last CQE and are on their way
 /// back to the queue. A request punted meanwhile wakes nobody: one of them
@@ -72,8 +74,7 @@ pub(crate) fn about_to_finish() {
         FINISHING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
-/// How long an idle worker waits for work before it exits.
-const IDLE_EXIT: Duration = Duration::from_secs(10);
+
 
 struct Work {
     ctx: Arc<Ctx>,
@@ -88,22 +89,10 @@ struct Work {
 /// so the kernel's io-wq runs them serially (`hash_reg_file`).
 fn write_hash(ctx: &Ctx, req: &Req) -> u64 {
     use crate::abi::op;
-    use std::os::fd::AsRawFd;
     if !matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED) {
         return 0;
     }
-    // Not issued yet (IOSQE_ASYNC): the file the request names.
-    let fd = match &req.file {
-        super::opdef::File::None if req.sqe_flags & crate::abi::IOSQE_FIXED_FILE != 0 => {
-            let rsrc = ctx.rsrc.read().unwrap_or_else(|e| e.into_inner());
-            match usize::try_from(req.fd).ok().and_then(|i| rsrc.files.get(i)).and_then(|f| f.as_ref()) {
-                Some(f) => f.as_raw_fd(),
-                None => return 0,
-            }
-        }
-        super::opdef::File::None => req.fd,
-        f => f.raw(),
-    };
+    let Some(fd) = super::opdef::named_fd(ctx, req) else { return 0 };
     let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: st is a valid out-pointer.
     if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
