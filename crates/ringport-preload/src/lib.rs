@@ -36,6 +36,8 @@
 #![deny(missing_docs)]
 
 pub mod arch;
+#[cfg(target_arch = "x86_64")]
+mod enter_stub;
 mod exec;
 pub mod fdtab;
 pub mod filter;
@@ -137,6 +139,8 @@ fn install_once() -> Result<(), InstallError> {
     handler::FAST_PATH.store(fast, Ordering::Relaxed);
     let rewrite = std::env::var_os("RINGPORT_REWRITE").is_none_or(|v| v != "0");
     rewrite::ENABLED.store(rewrite, Ordering::Relaxed);
+    #[cfg(target_arch = "x86_64")]
+    enter_stub::POISON.store(std::env::var_os("RINGPORT_TEST_CLOBBER").is_some_and(|v| v == "1"), Ordering::Relaxed);
 
     // 1. The handler, before any call can trap.
     // SAFETY: a zeroed sigaction is a valid starting point; the set calls

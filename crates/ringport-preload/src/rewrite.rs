@@ -9,15 +9,13 @@
 //! compile to), it replaces the 5-byte `mov` with a `jmp` to a stub of its
 //! own, so the next calls from that site go to the engine directly:
 //!
-//! - The stub (one page per site, near the site so a `jmp rel32` reaches it)
-//!   steps over the 128-byte red zone, saves the argument registers, the
-//!   callee-saved register it uses and the whole extended register state
-//!   (`xsavec`, else `xsave`: the engine may use vector registers, the
-//!   program may hold values in them across its syscall), calls
-//!   [`handler::serve_raw`]
-//!   (signals blocked as in the trap, the program's mask for a wait),
-//!   restores everything, and jumps back past the `syscall` with the result
-//!   in `rax`, clobbering only `rcx` and `r11`, as the instruction does.
+//! - The site's page (one per site, near the site so a `jmp rel32` reaches
+//!   it) steps over the 128-byte red zone and calls the common stub
+//!   ([`crate::enter_stub`]), which saves the argument registers and the
+//!   vector registers the engine may change, calls [`handler::serve_raw`]
+//!   (signals handled as on the `syscall()` fast path), restores everything
+//!   and returns; the page jumps back past the `syscall` with the result in
+//!   `rax`, clobbering only `rcx` and `r11`, as the instruction does.
 //! - A `jmp` to the `syscall` instruction itself (skipping the `mov`) still
 //!   executes it and traps, so no path into the site changes meaning.
 //! - The 5 bytes are swapped with one atomic aligned store (8 bytes, or 16
@@ -29,7 +27,7 @@
 //!   for that store, and only if it is a private read-only executable
 //!   mapping.
 //!
-//! `RINGPORT_REWRITE=0` turns it off. Where a step fails (no XSAVE, no page
+//! `RINGPORT_REWRITE=0` turns it off. Where a step fails (no stub for the CPU, no page
 //! within 2 GiB, `mprotect` refused), the site simply keeps trapping.
 //!
 //! [`handler::serve_raw`]: crate::handler
@@ -93,60 +91,18 @@ mod x86 {
     const SITE: [u8; 7] = [0xb8, (arch::NR_IO_URING_ENTER & 0xff) as u8, (arch::NR_IO_URING_ENTER >> 8) as u8, 0, 0, 0x0f, 0x05];
     const PAGE: u64 = 4096;
 
-    /// The stub's entry into the engine: `saved` points at the argument
-    /// registers the stub pushed (r9, r8, r10, rdx, rsi, rdi, in that order).
-    extern "C" fn enter_from_stub(saved: *const u64) -> i64 {
-        // SAFETY: the stub passes a pointer to six pushed registers.
-        let s = unsafe { core::slice::from_raw_parts(saved, 6) };
-        let a = [s[5], s[4], s[3], s[2], s[1], s[0]];
-        // SAFETY: the program's own io_uring_enter, served as the trap would.
-        unsafe { crate::handler::serve_raw(arch::NR_IO_URING_ENTER, a) }
-    }
-
-    /// How the stub saves the extended register state: the instruction's
-    /// bytes after the REX.W prefix and before the `(%rsp)` operand, and
-    /// how many bytes the area needs. XSAVEC (compacted, skips components in
-    /// their initial state, as unused AVX-512 state is) where the CPU has
-    /// it, else XSAVE. Never XSAVEOPT: it may skip a component left
-    /// unmodified since the last XRSTOR from the same address, trusting the
-    /// area to still hold it, and the stub's area is on the stack, which
-    /// the program reuses between calls. None without OS-enabled XSAVE.
-    fn xsave_kind() -> Option<([u8; 3], u32)> {
-        // (cpuid is always available on x86_64.)
-        let leaf1 = core::arch::x86_64::__cpuid(1);
-        if leaf1.ecx & (1 << 27) == 0 {
-            return None;
-        }
-        // (Leaf 0xD exists when OSXSAVE is set.)
-        let d0 = core::arch::x86_64::__cpuid_count(0xd, 0);
-        let d1 = core::arch::x86_64::__cpuid_count(0xd, 1);
-        if d0.ebx < 576 {
-            return None;
-        }
-        let size = d0.ebx.max(d1.ebx);
-        let insn = if d1.eax & 2 != 0 {
-            [0x0f, 0xc7, 0x24] // xsavec64: 0f c7 /4
-        } else {
-            [0x0f, 0xae, 0x24] // xsave64: 0f ae /4
-        };
-        Some((insn, size))
-    }
-
     /// Machine code under construction, without allocating (the handler
     /// runs in signal context).
     struct Code {
-        b: [u8; 256],
+        b: [u8; 64],
         n: usize,
     }
 
     impl Code {
-        fn push(&mut self, x: u8) {
-            self.b[self.n] = x;
-            self.n += 1;
-        }
         fn extend<I: IntoIterator<Item = u8>>(&mut self, xs: I) {
             for x in xs {
-                self.push(x);
+                self.b[self.n] = x;
+                self.n += 1;
             }
         }
         fn len(&self) -> usize {
@@ -157,54 +113,19 @@ mod x86 {
         }
     }
 
-    /// The stub for a site; `back_rel(end)` gives the final `jmp`'s
-    /// displacement when the instruction ends `end` bytes into the stub.
-    fn stub((save, xsize): ([u8; 3], u32), back_rel: impl Fn(usize) -> i32) -> Code {
-        let mut c = Code { b: [0; 256], n: 0 };
-        c.extend([0x48, 0x8d, 0x64, 0x24, 0x80]); // lea -128(%rsp),%rsp (red zone)
-        c.push(0x55); // push %rbp
-        c.extend([0x48, 0x89, 0xe5]); // mov %rsp,%rbp
-        c.push(0x57); // push %rdi
-        c.push(0x56); // push %rsi
-        c.push(0x52); // push %rdx
-        c.extend([0x41, 0x52]); // push %r10
-        c.extend([0x41, 0x50]); // push %r8
-        c.extend([0x41, 0x51]); // push %r9
-        c.push(0x53); // push %rbx
-        c.extend([0x48, 0x81, 0xec]); // sub $xsize+64,%rsp
-        c.extend((xsize + 64).to_le_bytes());
-        c.extend([0x48, 0x83, 0xe4, 0xc0]); // and $-64,%rsp
-        c.extend([0x31, 0xc0]); // xor %eax,%eax
-        for off in (520u32..576).step_by(8) {
-            // mov %rax,off(%rsp): the XSAVE header past XSTATE_BV must be 0
-            c.extend([0x48, 0x89, 0x84, 0x24]);
-            c.extend(off.to_le_bytes());
-        }
-        c.extend([0xb8, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%eax
-        c.extend([0xba, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%edx
-        c.push(0x48); // xsave64/xsavec64 (%rsp)
-        c.extend(save);
-        c.push(0x24);
-        c.extend([0x48, 0x8d, 0x7d, 0xd0]); // lea -48(%rbp),%rdi
-        c.extend([0x48, 0xb8]); // movabs $enter_from_stub,%rax
-        c.extend((enter_from_stub as *const () as u64).to_le_bytes());
-        c.extend([0xff, 0xd0]); // call *%rax
-        c.extend([0x48, 0x89, 0xc3]); // mov %rax,%rbx
-        c.extend([0xb8, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%eax
-        c.extend([0xba, 0xff, 0xff, 0xff, 0xff]); // mov $-1,%edx
-        c.extend([0x48, 0x0f, 0xae, 0x2c, 0x24]); // xrstor64 (%rsp)
-        c.extend([0x48, 0x89, 0xd8]); // mov %rbx,%rax
-        c.extend([0x48, 0x8d, 0x65, 0xc8]); // lea -56(%rbp),%rsp
-        c.push(0x5b); // pop %rbx
-        c.extend([0x41, 0x59]); // pop %r9
-        c.extend([0x41, 0x58]); // pop %r8
-        c.extend([0x41, 0x5a]); // pop %r10
-        c.push(0x5a); // pop %rdx
-        c.push(0x5e); // pop %rsi
-        c.push(0x5f); // pop %rdi
-        c.push(0x5d); // pop %rbp
+    /// A site's page: steps over the red zone, calls the common stub
+    /// ([`crate::enter_stub`]), steps back and jumps past the `syscall`;
+    /// `back_rel(end)` gives the final `jmp`'s displacement when the
+    /// instruction ends `end` bytes into the page. Clobbers `r11`, as the
+    /// instruction does.
+    fn site_code(back_rel: impl Fn(usize) -> i32) -> Code {
+        let mut c = Code { b: [0; 64], n: 0 };
+        c.extend([0x48, 0x8d, 0x64, 0x24, 0x80]); // lea -128(%rsp),%rsp
+        c.extend([0x49, 0xbb]); // movabs $stub,%r11
+        c.extend((crate::enter_stub::stub as *const () as u64).to_le_bytes());
+        c.extend([0x41, 0xff, 0xd3]); // call *%r11
         c.extend([0x48, 0x8d, 0xa4, 0x24, 0x80, 0, 0, 0]); // lea 128(%rsp),%rsp
-        c.push(0xe9); // jmp back
+        c.extend([0xe9]); // jmp back
         let rel = back_rel(c.len() + 4);
         c.extend(rel.to_le_bytes());
         c
@@ -343,7 +264,9 @@ mod x86 {
         if old[off..off + SITE.len()] != SITE {
             return false;
         }
-        let Some(kind) = xsave_kind() else { return false };
+        if !crate::enter_stub::usable() {
+            return false;
+        }
         if perms_of(site) != Some(*b"r-xp") || perms_of(site + 4) != Some(*b"r-xp") {
             return false;
         }
@@ -352,7 +275,7 @@ mod x86 {
         }
         let Some(page) = page_near(site) else { return false };
         let back = resume;
-        let code = stub(kind, |rel_end| (back as i64 - (page as i64 + rel_end as i64)) as i32);
+        let code = site_code(|rel_end| (back as i64 - (page as i64 + rel_end as i64)) as i32);
         // SAFETY: the page is ours, PAGE bytes long and writable; the code
         // fits in it; then it becomes read-only executable.
         let ok = unsafe {
@@ -556,12 +479,13 @@ mod x86 {
 
         #[test]
         fn stub_jumps_back_where_asked() {
-            let code = super::stub(([0x0f, 0xae, 0x24], 1024), |end| end as i32);
+            let code = super::site_code(|end| end as i32);
             let code = code.bytes();
             assert_eq!(code[code.len() - 5], 0xe9);
             let rel = i32::from_le_bytes(code[code.len() - 4..].try_into().unwrap());
             assert_eq!(rel as usize, code.len());
-            assert!(code.len() < 4096);
+            let target = u64::from_le_bytes(code[7..15].try_into().unwrap());
+            assert_eq!(target, crate::enter_stub::stub as *const () as u64);
         }
     }
 }

@@ -53,6 +53,29 @@ fn one_thread_gets_every_site_rewritten() {
     assert!(traps < 10, "{traps} traps for {calls} enters: {stdout}");
 }
 
+/// Every vector and mask register the CPU has (xmm, ymm, zmm, k) keeps its
+/// value across a rewritten enter while the engine overwrites all of them
+/// (`RINGPORT_TEST_CLOBBER=1`), and upper halves in their initial state
+/// come back as zeros; natively too.
+#[test]
+fn rewritten_sites_keep_every_vector_register() {
+    let exe = build_c("rewrite");
+    let native = run(std::process::Command::new(&exe).arg("vectors"), 120);
+    if native.status.success() {
+        println!("native: {}", String::from_utf8_lossy(&native.stdout).trim());
+    } else {
+        println!("SKIPPED native run: {}", text(&native));
+    }
+    let out = run(ringport_run().env("RINGPORT_TEST_CLOBBER", "1").arg(&exe).arg("vectors"), 120);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("ringport: {}", stdout.trim());
+    let (sites, traps, _) = figures(&stdout);
+    let kinds: u64 = stdout.split_whitespace().last().and_then(|k| k.parse().ok()).unwrap();
+    assert_eq!(sites, kinds, "every site rewritten: {stdout}");
+    assert!(traps < 10, "{stdout}");
+}
+
 #[test]
 fn rewriting_can_be_switched_off() {
     let exe = build_c("rewrite");

@@ -7,7 +7,14 @@
  * either way. Prints "ok sites N traps M calls C".
  * `rewrite single`: the same from the main thread alone; then the third
  * site is rewritten too (plain stores are safe when no other thread runs
- * the program's code). */
+ * the program's code).
+ * `rewrite vectors`: from one thread, through three more sites, every vector
+ * and mask register the CPU has carries a pattern across the call: xmm0-15
+ * (with the AVX state first put in its initial state, so the upper halves
+ * must come back as zeros), ymm0-15 with AVX, zmm0-31 and k0-7 with
+ * AVX-512 (every other round zeros in zmm16-31 and k0-7). Run with
+ * RINGPORT_TEST_CLOBBER=1, the engine overwrites all of them on every call
+ * through a rewritten site. Prints "ok sites N traps M calls C". */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <liburing.h>
@@ -84,10 +91,176 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* ---- `rewrite vectors` ---- */
+#define VROUNDS 3000
+#define ENTER_ASM "mov $426, %%eax\n\t" "syscall\n\t"
+#define SETUP_ARGS                                                                 \
+	register long r10 asm("r10") = flags;                                          \
+	register long r8 asm("r8") = 0;                                                \
+	register long r9 asm("r9") = 0;                                                \
+	long ret;
+
+/* xmm0-15; where the CPU has AVX, its state is put in its initial state
+ * first and the upper halves of ymm0-15 are stored after the call (must
+ * be zeros). */
+static long enter_xmm(int fd, unsigned sub, unsigned min, unsigned flags, int avx, const unsigned char *in, unsigned char *out)
+{
+	SETUP_ARGS
+	asm volatile("test %[avx], %[avx]\n\t"
+		     "jz 1f\n\t"
+		     "vzeroupper\n"
+		     "1:\n\t"
+		     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+		     "movdqu \\r*16(%[i]), %%xmm\\r\n\t"
+		     ".endr\n\t"
+		     ".p2align 4\n\t"
+		     ".fill 3, 1, 0x90\n\t"
+		     ENTER_ASM
+		     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+		     "movdqu %%xmm\\r, \\r*16(%[o])\n\t"
+		     ".endr\n\t"
+		     "test %[avx], %[avx]\n\t"
+		     "jz 2f\n\t"
+		     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+		     "vextractf128 $1, %%ymm\\r, 256+\\r*16(%[o])\n\t"
+		     ".endr\n"
+		     "2:"
+		     : "=a"(ret)
+		     : "D"(fd), "S"(sub), "d"(min), "r"(r10), "r"(r8), "r"(r9),
+		       [i] "r"(in), [o] "r"(out), [avx] "r"(avx)
+		     : "rcx", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+		       "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+	return ret;
+}
+
+__attribute__((target("avx")))
+static long enter_ymm(int fd, unsigned sub, unsigned min, unsigned flags, const unsigned char *in, unsigned char *out)
+{
+	SETUP_ARGS
+	asm volatile(".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+		     "vmovdqu \\r*32(%[i]), %%ymm\\r\n\t"
+		     ".endr\n\t"
+		     ".p2align 4\n\t"
+		     ".fill 3, 1, 0x90\n\t"
+		     ENTER_ASM
+		     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+		     "vmovdqu %%ymm\\r, \\r*32(%[o])\n\t"
+		     ".endr\n\t"
+		     "vzeroupper"
+		     : "=a"(ret)
+		     : "D"(fd), "S"(sub), "d"(min), "r"(r10), "r"(r8), "r"(r9), [i] "r"(in), [o] "r"(out)
+		     : "rcx", "r11", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+		       "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+	return ret;
+}
+
+/* zmm0-31 at 64 bytes each, then k0-7 at 8 bytes each. */
+__attribute__((target("avx512f,avx512bw")))
+static long enter_zmm(int fd, unsigned sub, unsigned min, unsigned flags, const unsigned char *in, unsigned char *out)
+{
+	SETUP_ARGS
+	asm volatile(".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n\t"
+		     "vmovdqu64 \\r*64(%[i]), %%zmm\\r\n\t"
+		     ".endr\n\t"
+		     ".irp r,0,1,2,3,4,5,6,7\n\t"
+		     "kmovq 2048+\\r*8(%[i]), %%k\\r\n\t"
+		     ".endr\n\t"
+		     ".p2align 4\n\t"
+		     ".fill 3, 1, 0x90\n\t"
+		     ENTER_ASM
+		     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n\t"
+		     "vmovdqu64 %%zmm\\r, \\r*64(%[o])\n\t"
+		     ".endr\n\t"
+		     ".irp r,0,1,2,3,4,5,6,7\n\t"
+		     "kmovq %%k\\r, 2048+\\r*8(%[o])\n\t"
+		     ".endr\n\t"
+		     "vzeroupper"
+		     : "=a"(ret)
+		     : "D"(fd), "S"(sub), "d"(min), "r"(r10), "r"(r8), "r"(r9), [i] "r"(in), [o] "r"(out)
+		     : "rcx", "r11", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+		       "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17",
+		       "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",
+		       "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7");
+	return ret;
+}
+
+/* The OS enabled the state (XCR0) and the CPU has the instructions. */
+static int os_has(unsigned long long xcr0_bits, const char *feature)
+{
+	unsigned a, b, c, d;
+	asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+	if (!(c & (1u << 27)))
+		return 0;
+	unsigned lo, hi;
+	asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	unsigned long long xcr0 = ((unsigned long long)hi << 32) | lo;
+	if ((xcr0 & xcr0_bits) != xcr0_bits)
+		return 0;
+	if (!strcmp(feature, "avx"))
+		return !!__builtin_cpu_supports("avx");
+	return !!__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
+static int vectors(void)
+{
+	int avx = os_has(0x6, "avx"), avx512 = os_has(0xe6, "avx512");
+	int kinds = 1 + avx + avx512;
+	struct io_uring ring;
+	if (io_uring_queue_init(8, &ring, 0))
+		FAIL("queue_init");
+	static unsigned char in[2112], out[2112], want[2112];
+	for (int i = 0; i < VROUNDS; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_nop(sqe);
+		sqe->user_data = i;
+		ring.sq.sqe_head = ring.sq.sqe_tail;
+		io_uring_smp_store_release(ring.sq.ktail, ring.sq.sqe_tail);
+		for (int j = 0; j < (int)sizeof in; j++)
+			in[j] = (unsigned char)(i * 31 + j * 7 + 1);
+		memset(out, 0xa5, sizeof out);
+		memcpy(want, in, sizeof want);
+		int kind = i % kinds;
+		long r;
+		size_t len;
+		if (kind == 0) {
+			r = enter_xmm(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, avx, in, out);
+			len = avx ? 512 : 256;
+			memset(want + 256, 0, 256);
+		} else if (kind == 1 && avx) {
+			r = enter_ymm(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, in, out);
+			len = 512;
+		} else {
+			if (i % 2) {
+				/* zmm16-31 and k0-7 hold zeros. */
+				memset(in + 1024, 0, 1088);
+				memset(want + 1024, 0, 1088);
+			}
+			r = enter_zmm(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, in, out);
+			len = 2112;
+		}
+		if (r != 1)
+			FAIL("round %d kind %d: enter returned %ld", i, kind, r);
+		for (size_t j = 0; j < len; j++)
+			if (out[j] != want[j])
+				FAIL("round %d kind %d: register byte %zu is %#x, want %#x", i, kind, j, out[j], want[j]);
+		struct io_uring_cqe *cqe;
+		if (io_uring_peek_cqe(&ring, &cqe) || cqe->user_data != (unsigned long long)i || cqe->res != 0)
+			FAIL("round %d: bad completion", i);
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	io_uring_queue_exit(&ring);
+	unsigned long (*sites_fn)(void) = (unsigned long (*)(void))dlsym(RTLD_DEFAULT, "ringport_preload_rewritten_sites");
+	unsigned long long (*traps_fn)(void) = (unsigned long long (*)(void))dlsym(RTLD_DEFAULT, "ringport_preload_trap_count");
+	printf("ok sites %lu traps %llu calls %d kinds %d\n", sites_fn ? sites_fn() : 0, traps_fn ? traps_fn() : 0, VROUNDS, kinds);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	pthread_t t[THREADS];
 	int threads = THREADS;
+	if (argc > 1 && !strcmp(argv[1], "vectors"))
+		return vectors();
 	if (argc > 1 && !strcmp(argv[1], "single")) {
 		threads = 1;
 		worker(0);
