@@ -463,7 +463,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             wq::about_to_finish();
         }
         ctx.post(&out);
-        wq::release_hash();
+        wq::release_hash(next.is_some());
         out.clear();
         ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
         for (req, res) in ctx.take_remote_tw() {

@@ -54,14 +54,17 @@ pub(crate) fn forget_finishing() {
 
 /// The hashed write this worker ran has finished: other writes to its file
 /// may start, before the rest of its chain runs (as io-wq clears the hash
-/// before it runs linked work).
-pub(crate) fn release_hash() {
+/// before it runs linked work). `chain_goes_on`: this worker runs linked
+/// work next, so a write waiting for the file needs another worker woken;
+/// otherwise this one looks at the queue next and takes it (waking a
+/// second worker for every write of a stream would only have the two
+/// contend for the pool's lock).
+pub(crate) fn release_hash(chain_goes_on: bool) {
     let hash = HASH.with(|h| h.replace(0));
     if hash != 0 {
         let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
         st.busy.retain(|&h| h != hash);
-        // A write to the file may be waiting for it, with no worker awake.
-        if st.queue.iter().any(|w| w.hash == hash) && st.idle > 0 {
+        if chain_goes_on && st.queue.iter().any(|w| w.hash == hash) && st.idle > 0 {
             POOL.get().cv.notify_one();
         }
     }
@@ -388,7 +391,7 @@ fn worker() {
             drop(st);
             HASH.with(|h| h.set(w.hash));
             run(w);
-            release_hash();
+            release_hash(false);
             st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
             if MARKED.with(|m| m.replace(false)) {
                 FINISHING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
