@@ -115,11 +115,18 @@ mod x86 {
 
     /// A site's page: steps over the red zone, calls the common stub
     /// ([`crate::enter_stub`]), steps back and jumps past the `syscall`;
-    /// `back_rel(end)` gives the final `jmp`'s displacement when the
-    /// instruction ends `end` bytes into the page. Clobbers `r11`, as the
-    /// instruction does.
-    fn site_code(back_rel: impl Fn(usize) -> i32) -> Code {
+    /// `back_rel(end)` gives a `jmp`'s displacement when the instruction
+    /// ends `end` bytes into the page. With `check` (the second site form),
+    /// it first checks that `eax` holds `__NR_io_uring_enter`, and else
+    /// makes the system call `eax` names itself. Clobbers `r11` (and the
+    /// flags), as the instruction does.
+    fn site_code(check: bool, back_rel: impl Fn(usize) -> i32) -> Code {
         let mut c = Code { b: [0; 64], n: 0 };
+        if check {
+            c.extend([0x3d]); // cmp $NR,%eax
+            c.extend(arch::NR_IO_URING_ENTER.to_le_bytes());
+            c.extend([0x75, 0]); // jne other (set below)
+        }
         c.extend([0x48, 0x8d, 0x64, 0x24, 0x80]); // lea -128(%rsp),%rsp
         c.extend([0x49, 0xbb]); // movabs $stub,%r11
         c.extend((crate::enter_stub::stub as *const () as u64).to_le_bytes());
@@ -128,6 +135,14 @@ mod x86 {
         c.extend([0xe9]); // jmp back
         let rel = back_rel(c.len() + 4);
         c.extend(rel.to_le_bytes());
+        if check {
+            // other:
+            c.b[6] = (c.len() - 7) as u8;
+            c.extend([0x0f, 0x05]); // syscall
+            c.extend([0xe9]); // jmp back
+            let rel = back_rel(c.len() + 4);
+            c.extend(rel.to_le_bytes());
+        }
         c
     }
 
@@ -218,7 +233,7 @@ mod x86 {
         (start <= addr && addr < end).then(|| [perms[0], perms[1], perms[2], perms[3]])
     }
 
-    /// How the 5 bytes of a site are replaced.
+    /// How the bytes of a site are replaced.
     #[derive(Clone, Copy)]
     enum Store {
         /// One aligned 8-byte compare-and-swap of the word at this address.
@@ -231,97 +246,182 @@ mod x86 {
         Plain,
     }
 
+    impl Store {
+        /// How `n` bytes at `at` can be replaced.
+        fn for_bytes(at: u64, n: u64) -> Store {
+            if at % 8 + n <= 8 {
+                Store::Word8(at & !7)
+            } else if at % 16 + n <= 16 {
+                Store::Word16(at & !15)
+            } else {
+                Store::Plain
+            }
+        }
+    }
+
+    /// The longest dead padding the second site form uses.
+    const MAX_PAD: usize = 15;
+
     /// Rewrites the site that resumes at `resume`. True when done.
+    ///
+    /// Two forms, tried in turn:
+    /// 1. the `mov` becomes `jmp page` (its 5 bytes in one aligned word, or
+    ///    any 5 bytes while no other thread runs program code);
+    /// 2. where those 5 bytes straddle an aligned 16-byte word with other
+    ///    program threads running, and the `syscall` is followed by `ret`
+    ///    and then alignment padding (NOPs up to the next 16-byte boundary,
+    ///    dead code: nothing falls through a `ret`, and compilers jump to
+    ///    the aligned label after the padding, never into it), the padding
+    ///    gets a `jmp page` and the 2-byte `syscall` becomes `jmp .+3` over
+    ///    the `ret` into it. The `mov` still runs, so the page sees `eax`
+    ///    = 426; the page checks it (a jump straight to the old `syscall`
+    ///    with another number makes that system call from the page).
+    ///    Debian's liburing 2.3 has its submit path's enter in this shape.
     pub(super) fn rewrite(resume: u64) -> bool {
         let Some(site) = resume.checked_sub(SITE.len() as u64) else { return false };
-        let store = if site & 7 <= 3 {
-            Store::Word8(site & !7)
-        } else if site & 15 <= 11 {
-            Store::Word16(site & !15)
-        } else {
-            Store::Plain
-        };
-        let word = match store {
-            Store::Word8(w) | Store::Word16(w) => w,
-            Store::Plain => site,
-        };
-        let off = (site - word) as usize;
-        // The bytes around the site, read without faulting.
-        let old = match store {
-            Store::Plain => match crate::handler::read_user::<[u8; 7]>(site) {
-                Some(b) => {
-                    let mut o = [0u8; 16];
-                    o[..7].copy_from_slice(&b);
-                    o
-                }
-                None => return false,
-            },
-            _ => match crate::handler::read_user::<[u8; 16]>(word) {
-                Some(o) => o,
-                None => return false,
-            },
-        };
-        if old[off..off + SITE.len()] != SITE {
+        if crate::handler::read_user::<[u8; 7]>(site) != Some(SITE) || !crate::enter_stub::usable() {
             return false;
         }
-        if !crate::enter_stub::usable() {
+        if perms_of(site) != Some(*b"r-xp") || perms_of(resume - 1) != Some(*b"r-xp") {
             return false;
         }
-        if perms_of(site) != Some(*b"r-xp") || perms_of(site + 4) != Some(*b"r-xp") {
-            return false;
-        }
-        if matches!(store, Store::Plain) && !sole_program_thread() {
+        let mov = Store::for_bytes(site, 5);
+        let padding = if matches!(mov, Store::Plain) { dead_padding(resume) } else { None };
+        if matches!(mov, Store::Plain) && padding.is_none() && !sole_program_thread() {
             return false;
         }
         let Some(page) = page_near(site) else { return false };
-        let back = resume;
-        let code = site_code(|rel_end| (back as i64 - (page as i64 + rel_end as i64)) as i32);
+        let code = match padding {
+            None => site_code(false, |rel_end| (resume as i64 - (page as i64 + rel_end as i64)) as i32),
+            Some(_) => site_code(true, |rel_end| (resume as i64 - (page as i64 + rel_end as i64)) as i32),
+        };
         // SAFETY: the page is ours, PAGE bytes long and writable; the code
         // fits in it; then it becomes read-only executable.
         let ok = unsafe {
             core::ptr::copy_nonoverlapping(code.bytes().as_ptr(), page as *mut u8, code.len());
             libc::mprotect(page as *mut libc::c_void, PAGE as usize, libc::PROT_READ | libc::PROT_EXEC) == 0
         };
-        let rel = page as i64 - (site as i64 + 5);
-        if !ok || i32::try_from(rel).is_err() {
-            // SAFETY: our own page, unused.
+        let done = ok
+            && match padding {
+                None => jmp_at(site, page, || true),
+                Some(pad) => jmp_at(pad, page, || true) && patch(resume - 2, &[0xeb, 0x01], sole_program_thread),
+            };
+        if !done {
+            // SAFETY: our own page; nothing jumps to it (a padding `jmp`
+            // written before a failed swap is dead code).
             unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
+        }
+        done
+    }
+
+    /// Writes `jmp page` at `at` (5 bytes; see [`patch`]).
+    fn jmp_at(at: u64, page: u64, plain_ok: impl Fn() -> bool) -> bool {
+        let Ok(rel) = i32::try_from(page as i64 - (at as i64 + 5)) else { return false };
+        let r = rel.to_le_bytes();
+        patch(at, &[0xe9, r[0], r[1], r[2], r[3]], plain_ok)
+    }
+
+    /// The start of dead padding after `syscall; ret` ending at `resume`:
+    /// `ret`, then only NOP instructions up to the next 16-byte boundary,
+    /// at least 5 bytes of them, in the same mapping.
+    fn dead_padding(resume: u64) -> Option<u64> {
+        let end = (resume + 1 + 15) & !15;
+        let len = (end - resume - 1) as usize;
+        if !(5..=MAX_PAD).contains(&len) || perms_of(end - 1) != Some(*b"r-xp") {
+            return None;
+        }
+        let bytes = crate::handler::read_user::<[u8; 16]>(resume)?;
+        (bytes[0] == 0xc3 && all_nops(&bytes[1..=len])).then_some(resume + 1)
+    }
+
+    /// True when `b` is exactly a sequence of NOP instructions, as
+    /// assemblers pad with: `nop`, `xchg %ax,%ax`, `nopl`/`nopw` with
+    /// any `66`/`2e` prefixes and zero displacement, or `int3`.
+    fn all_nops(mut b: &[u8]) -> bool {
+        while !b.is_empty() {
+            let mut i = 0;
+            while i < b.len() && (b[i] == 0x66 || b[i] == 0x2e) {
+                i += 1;
+            }
+            let rest = &b[i..];
+            let n = match rest {
+                [0x90, ..] | [0xcc, ..] => 1,
+                [0x0f, 0x1f, 0x00, ..] => 3,
+                [0x0f, 0x1f, 0x40, 0, ..] => 4,
+                [0x0f, 0x1f, 0x44, 0, 0, ..] => 5,
+                [0x0f, 0x1f, 0x80, 0, 0, 0, 0, ..] => 7,
+                [0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0, ..] => 8,
+                _ => return false,
+            };
+            if (rest[0] == 0xcc && i > 0) || i + n > b.len() {
+                return false;
+            }
+            b = &b[i + n..];
+        }
+        true
+    }
+
+    /// Replaces the instruction bytes at `at` with `new` (1 to 8 bytes),
+    /// as other threads may be executing them: with one atomic aligned
+    /// compare-and-swap (8 bytes, or 16 with `cmpxchg16b`) covering them,
+    /// so a thread sees the old or the new instructions, never a mix (the
+    /// technique JIT compilers use to patch call sites); with plain stores
+    /// only where no aligned word covers them and `plain_ok()` says no
+    /// other thread runs the program's code. The pages are a private
+    /// read-only executable mapping (checked by the caller), writable only
+    /// for the store.
+    fn patch(at: u64, new: &[u8], plain_ok: impl Fn() -> bool) -> bool {
+        let n = new.len() as u64;
+        let store = Store::for_bytes(at, n);
+        if matches!(store, Store::Plain) && !plain_ok() {
             return false;
         }
-        let mut new = old;
-        new[off] = 0xe9; // jmp rel32
-        new[off + 1..off + 5].copy_from_slice(&(rel as i32).to_le_bytes());
-        // The code pages holding the 5 bytes (two when they cross a page).
-        let first = site & !(PAGE - 1);
-        let len = ((site + 4) & !(PAGE - 1)) - first + PAGE;
+        let (word, wlen) = match store {
+            Store::Word8(w) => (w, 8),
+            Store::Word16(w) => (w, 16),
+            Store::Plain => (at, 0),
+        };
+        let off = (at - word) as usize;
+        let old = match store {
+            Store::Plain => [0u8; 16],
+            _ => match crate::handler::read_user::<[u8; 16]>(word) {
+                Some(o) => o,
+                None => return false,
+            },
+        };
+        let mut next = old;
+        if wlen > 0 {
+            next[off..off + new.len()].copy_from_slice(new);
+        }
+        // The code pages holding the bytes (two when they cross a page).
+        let first = at & !(PAGE - 1);
+        let len = ((at + n - 1) & !(PAGE - 1)) - first + PAGE;
         let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
         // SAFETY: the pages are a private executable mapping of the
-        // program's (checked above); they are writable only for the store.
+        // program's (checked by the caller); writable only for the store.
         if unsafe { libc::mprotect(first as *mut libc::c_void, len as usize, rwx) } != 0 {
-            // SAFETY: our own page, unused.
-            unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
             return false;
         }
         let swapped = match store {
             // SAFETY: `word` is 16-byte aligned and writable now; the compare
             // keeps a concurrent change (another library's) intact.
-            Store::Word16(w) => unsafe { cas16(w, &old, &new) },
+            Store::Word16(w) => unsafe { cas16(w, &old, &next) },
             Store::Word8(w) => {
                 // SAFETY: `w` is 8-byte aligned and writable now.
                 let a = unsafe { &*(w as *const AtomicU64) };
                 let o = u64::from_le_bytes(old[..8].try_into().unwrap_or([0; 8]));
-                let n = u64::from_le_bytes(new[..8].try_into().unwrap_or([0; 8]));
-                a.compare_exchange(o, n, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                let v = u64::from_le_bytes(next[..8].try_into().unwrap_or([0; 8]));
+                a.compare_exchange(o, v, Ordering::SeqCst, Ordering::SeqCst).is_ok()
             }
             Store::Plain => {
-                // No other thread runs the program's code (checked above);
-                // this thread is in the SIGSYS handler, not at the site, and
-                // returns to it through sigreturn, which serialises
-                // instruction fetch.
-                // SAFETY: the 5 bytes are writable now and nobody runs them.
+                // No other thread runs these bytes (plain_ok); this thread
+                // is in the SIGSYS handler, not at them, and returns to the
+                // program through sigreturn, which serialises instruction
+                // fetch.
+                // SAFETY: the bytes are writable now and nobody runs them.
                 unsafe {
-                    for (k, b) in new[..5].iter().enumerate().rev() {
-                        core::ptr::write_volatile((site + k as u64) as *mut u8, *b);
+                    for (k, b) in new.iter().enumerate().rev() {
+                        core::ptr::write_volatile((at + k as u64) as *mut u8, *b);
                     }
                 }
                 true
@@ -329,10 +429,6 @@ mod x86 {
         };
         // SAFETY: back to what perms_of found.
         unsafe { libc::mprotect(first as *mut libc::c_void, len as usize, libc::PROT_READ | libc::PROT_EXEC) };
-        if !swapped {
-            // SAFETY: our own page, unused.
-            unsafe { libc::munmap(page as *mut libc::c_void, PAGE as usize) };
-        }
         swapped
     }
 
@@ -479,13 +575,31 @@ mod x86 {
 
         #[test]
         fn stub_jumps_back_where_asked() {
-            let code = super::site_code(|end| end as i32);
+            let code = super::site_code(false, |end| end as i32);
             let code = code.bytes();
             assert_eq!(code[code.len() - 5], 0xe9);
             let rel = i32::from_le_bytes(code[code.len() - 4..].try_into().unwrap());
             assert_eq!(rel as usize, code.len());
             let target = u64::from_le_bytes(code[7..15].try_into().unwrap());
             assert_eq!(target, crate::enter_stub::stub as *const () as u64);
+            // The checking form: `jne` lands on the `syscall`.
+            let checked = super::site_code(true, |end| end as i32);
+            let checked = checked.bytes();
+            assert_eq!(&checked[..5], &[0x3d, 0xaa, 0x01, 0, 0]);
+            let other = 7 + checked[6] as usize;
+            assert_eq!(&checked[other..other + 3], &[0x0f, 0x05, 0xe9]);
+            assert_eq!(&checked[7..other - 4], &code[..code.len() - 4]);
+        }
+
+        #[test]
+        fn padding_is_nops_only() {
+            assert!(super::all_nops(&[0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0]));
+            assert!(super::all_nops(&[0x0f, 0x1f, 0x40, 0, 0x90, 0xcc, 0xcc]));
+            assert!(super::all_nops(&[0x66, 0x0f, 0x1f, 0x44, 0, 0]));
+            assert!(!super::all_nops(&[0x0f, 0x1f, 0x84, 0, 0, 0, 0]));
+            assert!(!super::all_nops(&[0x90, 0x48, 0x89, 0xc7]));
+            assert!(!super::all_nops(&[0x66, 0xcc]));
+            assert!(!super::all_nops(&[0x66]));
         }
     }
 }

@@ -4,7 +4,11 @@
  * vector register holding a value across every call. Under `ringport run`
  * the first two sites are rewritten to call the engine without a trap (the
  * third keeps trapping); every result and the vector register must be right
- * either way. Prints "ok sites N traps M calls C".
+ * either way. A fourth site, a function ending in `mov $426,%eax;
+ * syscall; ret` whose `mov` straddles a 16-byte boundary, with alignment
+ * padding after the `ret` (Debian's liburing 2.3 submit path has this
+ * shape), is rewritten at its `syscall` even with threads running.
+ * Prints "ok sites N traps M calls C".
  * `rewrite single`: the same from the main thread alone; then the third
  * site is rewritten too (plain stores are safe when no other thread runs
  * the program's code).
@@ -52,8 +56,32 @@ ENTER_AT(enter_w8, 3)
 ENTER_AT(enter_w16, 7)
 ENTER_AT(enter_none, 13)
 
-static long (*const sites[3])(int, unsigned, unsigned, unsigned, const void *, void *) = {
-	enter_w8, enter_w16, enter_none,
+/* enter_tail(fd, to_submit, min, flags): the `mov` at offset 14 of a
+ * 16-byte line, `syscall; ret`, then padding to the next line. */
+long enter_tail(int fd, unsigned sub, unsigned min, unsigned flags);
+asm(".text\n"
+    ".p2align 4\n"
+    ".type enter_tail, @function\n"
+    "enter_tail:\n\t"
+    "mov %ecx, %r10d\n\t"
+    "xor %r8d, %r8d\n\t"
+    "xor %r9d, %r9d\n\t"
+    ".fill 5, 1, 0x90\n\t"
+    "mov $426, %eax\n\t"
+    "syscall\n\t"
+    "ret\n\t"
+    ".p2align 4\n\t"
+    ".size enter_tail, .-enter_tail\n");
+
+static long tail_site(int fd, unsigned sub, unsigned min, unsigned flags, const void *pat, void *out)
+{
+	long r = enter_tail(fd, sub, min, flags);
+	memcpy(out, pat, 16);
+	return r;
+}
+
+static long (*const sites[4])(int, unsigned, unsigned, unsigned, const void *, void *) = {
+	enter_w8, enter_w16, enter_none, tail_site,
 };
 
 static void *worker(void *arg)
@@ -72,11 +100,11 @@ static void *worker(void *arg)
 		io_uring_smp_store_release(ring.sq.ktail, ring.sq.sqe_tail);
 		memset(pat, (int)(id * 16 + i % 16), sizeof pat);
 		memset(out, 0, sizeof out);
-		long r = sites[i % 3](ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, pat, out);
+		long r = sites[i % 4](ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, pat, out);
 		if (r != 1)
-			FAIL("thread %ld round %d site %d: enter returned %ld", id, i, i % 3, r);
+			FAIL("thread %ld round %d site %d: enter returned %ld", id, i, i % 4, r);
 		if (memcmp(pat, out, sizeof pat))
-			FAIL("thread %ld round %d site %d: xmm8 not preserved", id, i, i % 3);
+			FAIL("thread %ld round %d site %d: xmm8 not preserved", id, i, i % 4);
 		struct io_uring_cqe *cqe;
 		if (io_uring_peek_cqe(&ring, &cqe) || cqe->user_data != (unsigned long long)i || cqe->res != 0)
 			FAIL("thread %ld round %d: bad completion", id, i);
