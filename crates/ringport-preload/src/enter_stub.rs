@@ -117,7 +117,9 @@ extern "C" fn enter_from_stub(saved: *const u64) -> i64 {
 /// `syscall` arguments in place and the red zone stepped over; returns the
 /// result in `rax`, with every other register as it was except `rcx` and
 /// `r11`. The save area (2 KiB of vectors, 64 bytes of masks) is 64-byte
-/// aligned on the stack; `r12` holds which components were saved.
+/// aligned on the stack; `r12` holds which components were saved. The
+/// flags are saved too, so that the engine runs with the direction flag
+/// clear.
 #[unsafe(naked)]
 pub(crate) unsafe extern "C" fn stub() {
     core::arch::naked_asm!(
@@ -131,6 +133,10 @@ pub(crate) unsafe extern "C" fn stub() {
         "push %r9",
         "push %rbx",
         "push %r12",
+        // The engine runs with the direction flag clear, as the ABI wants
+        // (a program may make its `syscall` with it set).
+        "pushfq",
+        "cld",
         "sub $2176, %rsp",
         "and $-64, %rsp",
         "mov {mode}(%rip), %r12d",
@@ -227,7 +233,8 @@ pub(crate) unsafe extern "C" fn stub() {
         ".endr",
         "6:",
         "mov %rbx, %rax",
-        "lea -64(%rbp), %rsp",
+        "lea -72(%rbp), %rsp",
+        "popfq",
         "pop %r12",
         "pop %rbx",
         "pop %r9",
@@ -263,7 +270,7 @@ unsafe extern "C" fn poison(mode: u32) {
         "test ${has_avx}, %edi",
         "jz 1f",
         ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-        "vpcmpeqd %ymm\\r, %ymm\\r, %ymm\\r",
+        "vcmptrueps %ymm\\r, %ymm\\r, %ymm\\r",
         ".endr",
         "test ${has_avx512}, %edi",
         "jz 1f",

@@ -282,6 +282,14 @@ mod x86 {
         if crate::handler::read_user::<[u8; 7]>(site) != Some(SITE) || !crate::enter_stub::usable() {
             return false;
         }
+        // The `mov` must be an instruction of its own: a prefix byte just
+        // before it (REX, operand or address size) could make it part of
+        // another (`41 b8 ...` is a `mov` to r8d). A byte of a previous
+        // instruction that looks like one only costs the rewrite.
+        match crate::handler::read_user::<u8>(site - 1) {
+            Some(0x40..=0x4f | 0x66 | 0x67) | None => return false,
+            Some(_) => {}
+        }
         if perms_of(site) != Some(*b"r-xp") || perms_of(resume - 1) != Some(*b"r-xp") {
             return false;
         }
@@ -303,8 +311,10 @@ mod x86 {
         };
         let done = ok
             && match padding {
-                None => jmp_at(site, page, || true),
-                Some(pad) => jmp_at(pad, page, || true) && patch(resume - 2, &[0xeb, 0x01], sole_program_thread),
+                None => jmp_at(site, &SITE[..5], page, sole_program_thread),
+                Some((pad, nops)) => {
+                    jmp_at(pad, &nops[..5], page, || true) && patch(resume - 2, &[0x0f, 0x05], &[0xeb, 0x01], || false)
+                }
             };
         if !done {
             // SAFETY: our own page; nothing jumps to it (a padding `jmp`
@@ -314,24 +324,33 @@ mod x86 {
         done
     }
 
-    /// Writes `jmp page` at `at` (5 bytes; see [`patch`]).
-    fn jmp_at(at: u64, page: u64, plain_ok: impl Fn() -> bool) -> bool {
+    /// Writes `jmp page` over the 5 bytes `expect` at `at` (see [`patch`]).
+    fn jmp_at(at: u64, expect: &[u8], page: u64, plain_ok: impl Fn() -> bool) -> bool {
         let Ok(rel) = i32::try_from(page as i64 - (at as i64 + 5)) else { return false };
         let r = rel.to_le_bytes();
-        patch(at, &[0xe9, r[0], r[1], r[2], r[3]], plain_ok)
+        patch(at, expect, &[0xe9, r[0], r[1], r[2], r[3]], plain_ok)
     }
 
-    /// The start of dead padding after `syscall; ret` ending at `resume`:
-    /// `ret`, then only NOP instructions up to the next 16-byte boundary,
-    /// at least 5 bytes of them, in the same mapping.
-    fn dead_padding(resume: u64) -> Option<u64> {
+    /// Dead padding after `syscall; ret` ending at `resume`: `ret`, then
+    /// only NOP instructions up to the next 16-byte boundary, at least 5
+    /// bytes, the first a long NOP (so not a function's patchable entry of
+    /// single `nop`s), none an `int3` (a debugger's breakpoint, or a linker's
+    /// fill before code that is not aligned), in the same mapping. Returns
+    /// where it starts and its first 5 bytes.
+    fn dead_padding(resume: u64) -> Option<(u64, [u8; 5])> {
         let end = (resume + 1 + 15) & !15;
         let len = (end - resume - 1) as usize;
         if !(5..=MAX_PAD).contains(&len) || perms_of(end - 1) != Some(*b"r-xp") {
             return None;
         }
-        let bytes = crate::handler::read_user::<[u8; 16]>(resume)?;
-        (bytes[0] == 0xc3 && all_nops(&bytes[1..=len])).then_some(resume + 1)
+        // The aligned 16 bytes that end at `end` hold the `ret` and the
+        // padding (len <= 15), and nothing past it is read.
+        let block = crate::handler::read_user::<[u8; 16]>(end - 16)?;
+        let ret = 15 - len;
+        let pad = &block[ret + 1..];
+        let long_first = pad.iter().position(|&b| b != 0x66 && b != 0x2e).is_some_and(|i| pad[i] == 0x0f);
+        let ok = block[ret] == 0xc3 && long_first && !pad.contains(&0xcc) && all_nops(pad);
+        ok.then(|| (resume + 1, [pad[0], pad[1], pad[2], pad[3], pad[4]]))
     }
 
     /// True when `b` is exactly a sequence of NOP instructions, as
@@ -361,38 +380,42 @@ mod x86 {
         true
     }
 
-    /// Replaces the instruction bytes at `at` with `new` (1 to 8 bytes),
-    /// as other threads may be executing them: with one atomic aligned
-    /// compare-and-swap (8 bytes, or 16 with `cmpxchg16b`) covering them,
-    /// so a thread sees the old or the new instructions, never a mix (the
-    /// technique JIT compilers use to patch call sites); with plain stores
-    /// only where no aligned word covers them and `plain_ok()` says no
-    /// other thread runs the program's code. The pages are a private
-    /// read-only executable mapping (checked by the caller), writable only
-    /// for the store.
-    fn patch(at: u64, new: &[u8], plain_ok: impl Fn() -> bool) -> bool {
+    /// Replaces the instruction bytes `expect` at `at` with `new` (1 to 8
+    /// bytes), as other threads may be executing them: with one atomic
+    /// aligned compare-and-swap (8 bytes, or 16 with `cmpxchg16b`) covering
+    /// them, so a thread sees the old or the new instructions, never a mix
+    /// (the technique JIT compilers use to patch call sites); with plain
+    /// stores only where no aligned word covers them and `plain_ok()` says
+    /// no other thread runs the program's code. Nothing is written unless
+    /// the bytes are still `expect` (compared by the swap itself). The pages
+    /// are a private read-only executable mapping (checked by the caller),
+    /// writable only for the store.
+    fn patch(at: u64, expect: &[u8], new: &[u8], plain_ok: impl Fn() -> bool) -> bool {
         let n = new.len() as u64;
-        let store = Store::for_bytes(at, n);
+        let mut store = Store::for_bytes(at, n);
+        if matches!(store, Store::Word16(_)) && !cx16() {
+            store = Store::Plain;
+        }
         if matches!(store, Store::Plain) && !plain_ok() {
             return false;
         }
         let (word, wlen) = match store {
             Store::Word8(w) => (w, 8),
             Store::Word16(w) => (w, 16),
-            Store::Plain => (at, 0),
+            Store::Plain => (at, n as usize),
         };
         let off = (at - word) as usize;
-        let old = match store {
-            Store::Plain => [0u8; 16],
-            _ => match crate::handler::read_user::<[u8; 16]>(word) {
-                Some(o) => o,
-                None => return false,
-            },
+        let mut old = [0u8; 16];
+        let read = match wlen {
+            8 => crate::handler::read_user::<[u8; 8]>(word).map(|b| old[..8].copy_from_slice(&b)),
+            16 => crate::handler::read_user::<[u8; 16]>(word).map(|b| old = b),
+            _ => (0..wlen).try_for_each(|k| crate::handler::read_user::<u8>(at + k as u64).map(|b| old[k] = b)),
         };
-        let mut next = old;
-        if wlen > 0 {
-            next[off..off + new.len()].copy_from_slice(new);
+        if read.is_none() || old[off..off + new.len()] != *expect {
+            return false;
         }
+        let mut next = old;
+        next[off..off + new.len()].copy_from_slice(new);
         // The code pages holding the bytes (two when they cross a page).
         let first = at & !(PAGE - 1);
         let len = ((at + n - 1) & !(PAGE - 1)) - first + PAGE;
@@ -403,8 +426,9 @@ mod x86 {
             return false;
         }
         let swapped = match store {
-            // SAFETY: `word` is 16-byte aligned and writable now; the compare
-            // keeps a concurrent change (another library's) intact.
+            // SAFETY: `word` is 16-byte aligned and writable now, and the
+            // CPU has cmpxchg16b; the compare keeps a concurrent change
+            // (another library's) intact.
             Store::Word16(w) => unsafe { cas16(w, &old, &next) },
             Store::Word8(w) => {
                 // SAFETY: `w` is 8-byte aligned and writable now.
@@ -432,6 +456,11 @@ mod x86 {
         swapped
     }
 
+    /// The CPU has `cmpxchg16b` (CPUID.1:ECX bit 13).
+    fn cx16() -> bool {
+        core::arch::x86_64::__cpuid(1).ecx & (1 << 13) != 0
+    }
+
     /// True when the calling thread is the only one of the process that
     /// runs the program's code: every other task in `/proc/self/task` is
     /// one of the engine's, which name themselves `ringport-*` and never
@@ -441,6 +470,12 @@ mod x86 {
     /// handler, no other program thread can appear: only a program thread
     /// could create one. Reads with raw calls into stack buffers.
     fn sole_program_thread() -> bool {
+        // A vfork child (posix_spawn) or another CLONE_VM process shares
+        // this memory with threads its /proc/self/task does not list.
+        // SAFETY: getpid cannot fail.
+        if unsafe { libc::getpid() } != crate::handler::OWNER_PID.load(Ordering::Relaxed) {
+            return false;
+        }
         // SAFETY: gettid cannot fail.
         let me = unsafe { libc::syscall(libc::SYS_gettid) } as u64;
         // SAFETY: opening a directory of ours read-only.
@@ -600,6 +635,7 @@ mod x86 {
             assert!(!super::all_nops(&[0x90, 0x48, 0x89, 0xc7]));
             assert!(!super::all_nops(&[0x66, 0xcc]));
             assert!(!super::all_nops(&[0x66]));
+            assert!(!super::all_nops(&[0x0f, 0x1f, 0x40]));
         }
     }
 }

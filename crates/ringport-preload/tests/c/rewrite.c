@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FAIL(...) do { fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 #define THREADS 4
@@ -67,16 +68,30 @@ asm(".text\n"
     "xor %r8d, %r8d\n\t"
     "xor %r9d, %r9d\n\t"
     ".fill 5, 1, 0x90\n\t"
-    "mov $426, %eax\n\t"
+    "mov $426, %eax\n"
+    "enter_tail_sys:\n\t"
     "syscall\n\t"
     "ret\n\t"
     ".p2align 4\n\t"
     ".size enter_tail, .-enter_tail\n");
 
+/* getpid through enter_tail's `syscall` instruction, jumped to with
+ * another number in eax: once the site is rewritten, the page makes that
+ * call itself. */
+long tail_getpid(void);
+asm(".text\n"
+    ".type tail_getpid, @function\n"
+    "tail_getpid:\n\t"
+    "mov $39, %eax\n\t"
+    "jmp enter_tail_sys\n\t"
+    ".size tail_getpid, .-tail_getpid\n");
+
 static long tail_site(int fd, unsigned sub, unsigned min, unsigned flags, const void *pat, void *out)
 {
 	long r = enter_tail(fd, sub, min, flags);
 	memcpy(out, pat, 16);
+	if (tail_getpid() != getpid())
+		FAIL("getpid through the rewritten site's syscall: %ld, want %d", tail_getpid(), getpid());
 	return r;
 }
 
