@@ -16,7 +16,9 @@
  * and mask register the CPU has carries a pattern across the call: xmm0-15
  * (with the AVX state first put in its initial state, so the upper halves
  * must come back as zeros), ymm0-15 with AVX, zmm0-31 and k0-7 with
- * AVX-512 (every other round zeros in zmm16-31 and k0-7). Run with
+ * AVX-512 (every other round zeros in zmm16-31 and k0-7), and ymm0-15 with
+ * the AVX-512 state made initial (upper halves, zmm16-31 and k0-7 must
+ * come back as zeros). Run with
  * RINGPORT_TEST_CLOBBER=1, the engine overwrites all of them on every call
  * through a rewritten site. Prints "ok sites N traps M calls C". */
 #define _GNU_SOURCE
@@ -227,6 +229,45 @@ static long enter_zmm(int fd, unsigned sub, unsigned min, unsigned flags, const 
 	return ret;
 }
 
+/* ymm0-15 hold the pattern (32 bytes each) and the AVX-512 state is put
+ * in its initial state (XRSTOR of components 5-7 with XSTATE_BV clear):
+ * the stub finds them not in use, and must give back zeros there (upper
+ * halves of zmm0-15, zmm16-31, k0-7) whatever the engine left. Stores
+ * zmm0-31 and k0-7 as enter_zmm does. */
+__attribute__((target("avx512f,avx512bw")))
+static long enter_zinit(int fd, unsigned sub, unsigned min, unsigned flags, const unsigned char *in, unsigned char *out)
+{
+	static unsigned char area[1024] __attribute__((aligned(64))); /* header all zero */
+	register long r10 asm("r10") = flags;
+	register long r8 asm("r8") = 0;
+	register long r9 asm("r9") = 0;
+	long ret;
+	asm volatile(".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n\t"
+		     "vmovdqu \\r*32(%[i]), %%ymm\\r\n\t"
+		     ".endr\n\t"
+		     "mov $0xe0, %%eax\n\t"
+		     "xor %%edx, %%edx\n\t"
+		     "xrstor64 (%[a])\n\t"
+		     "mov %[m], %%edx\n\t"
+		     ".p2align 4\n\t"
+		     ".fill 3, 1, 0x90\n\t"
+		     ENTER_ASM
+		     ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31\n\t"
+		     "vmovdqu64 %%zmm\\r, \\r*64(%[o])\n\t"
+		     ".endr\n\t"
+		     ".irp r,0,1,2,3,4,5,6,7\n\t"
+		     "kmovq %%k\\r, 2048+\\r*8(%[o])\n\t"
+		     ".endr\n\t"
+		     "vzeroupper"
+		     : "=&a"(ret)
+		     : "D"(fd), "S"(sub), [m] "r"(min), "r"(r10), "r"(r8), "r"(r9), [i] "r"(in), [o] "r"(out), [a] "r"(area)
+		     : "rcx", "rdx", "r11", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+		       "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17",
+		       "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",
+		       "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7");
+	return ret;
+}
+
 /* The OS enabled the state (XCR0) and the CPU has the instructions. */
 static int os_has(unsigned long long xcr0_bits, const char *feature)
 {
@@ -247,7 +288,15 @@ static int os_has(unsigned long long xcr0_bits, const char *feature)
 static int vectors(void)
 {
 	int avx = os_has(0x6, "avx"), avx512 = os_has(0xe6, "avx512");
-	int kinds = 1 + avx + avx512;
+	/* xmm, then ymm with AVX, then zmm and zmm-initial with AVX-512. */
+	int order[4], kinds = 0;
+	order[kinds++] = 0;
+	if (avx)
+		order[kinds++] = 1;
+	if (avx512) {
+		order[kinds++] = 2;
+		order[kinds++] = 3;
+	}
 	struct io_uring ring;
 	if (io_uring_queue_init(8, &ring, 0))
 		FAIL("queue_init");
@@ -262,16 +311,22 @@ static int vectors(void)
 			in[j] = (unsigned char)(i * 31 + j * 7 + 1);
 		memset(out, 0xa5, sizeof out);
 		memcpy(want, in, sizeof want);
-		int kind = i % kinds;
+		int kind = order[i % kinds];
 		long r;
 		size_t len;
 		if (kind == 0) {
 			r = enter_xmm(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, avx, in, out);
 			len = avx ? 512 : 256;
 			memset(want + 256, 0, 256);
-		} else if (kind == 1 && avx) {
+		} else if (kind == 1) {
 			r = enter_ymm(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, in, out);
 			len = 512;
+		} else if (kind == 3) {
+			r = enter_zinit(ring.ring_fd, 1, 1, IORING_ENTER_GETEVENTS, in, out);
+			len = 2112;
+			memset(want, 0, sizeof want);
+			for (int z = 0; z < 16; z++)
+				memcpy(want + z * 64, in + z * 32, 32);
 		} else {
 			if (i % 2) {
 				/* zmm16-31 and k0-7 hold zeros. */
