@@ -6,7 +6,8 @@
 # Fetches liburing's source from Debian (`apt-get source liburing`, adding a
 # deb-src entry if none exists), builds its tests with its own Makefile, and
 # runs every test under `ringport run` and, where the kernel allows io_uring,
-# natively too, each with a timeout. Prints one row per test
+# natively too, each with a timeout (a test that times out gets its threads'
+# states and stacks appended to its log first). Prints one row per test
 #
 #   name  native-result  ringport-result
 #
@@ -173,6 +174,58 @@ classify() {
 	esac
 }
 
+# hung_report PGID: what every thread of process group PGID is doing (state,
+# kernel wait channel, system call with its user pc, kernel stack; user
+# stacks through gdb where it is installed), for a test that timed out.
+hung_report() {
+	local pgid=$1 st p t
+	echo "--- liburing-suite: timed out after ${TIMEOUT}s; the test's threads:"
+	for st in /proc/[0-9]*/stat; do
+		p=${st#/proc/}
+		p=${p%/stat}
+		[ "$(awk '{print $5}' "$st" 2>/dev/null)" = "$pgid" ] || continue
+		for t in /proc/$p/task/*; do
+			echo "pid $p tid ${t##*/} $(cat "$t/comm" 2>/dev/null) state $(awk '{print $3}' "$t/stat" 2>/dev/null)" \
+				"wchan $(cat "$t/wchan" 2>/dev/null) syscall $(cat "$t/syscall" 2>/dev/null)"
+			sed 's/^/    /' "$t/stack" 2>/dev/null
+		done
+		if command -v gdb >/dev/null; then
+			timeout 30 gdb -q -batch -p "$p" -ex 'thread apply all bt' 2>&1 | grep -E '^(Thread|#)'
+		fi
+	done
+}
+
+# run_one DIR LOG CMD...: runs CMD in DIR, in a process group of its own,
+# with the per-test timeout; on a timeout it first appends hung_report to
+# LOG, then ends the group (TERM, then KILL 5 s later) and returns 124.
+run_one() {
+	local dir=$1 log=$2
+	shift 2
+	(cd "$dir" && exec setsid "$@" </dev/null >"$log" 2>&1) &
+	local pid=$! flag
+	flag=$(mktemp)
+	(
+		s=
+		trap '[ -n "$s" ] && kill "$s" 2>/dev/null; exit 0' TERM
+		sleep "$TIMEOUT" &
+		s=$!
+		wait "$s"
+		echo timeout >"$flag"
+		hung_report "$pid" >>"$log" 2>&1
+		kill -TERM -- "-$pid" 2>/dev/null
+		sleep 5
+		kill -KILL -- "-$pid" 2>/dev/null
+	) &
+	local dog=$! rc
+	wait "$pid"
+	rc=$?
+	kill -TERM "$dog" 2>/dev/null
+	wait "$dog" 2>/dev/null
+	[ -s "$flag" ] && rc=124
+	rm -f "$flag"
+	return "$rc"
+}
+
 # run_lane LANE DIR CMD-PREFIX...: runs every test in DIR, writes LANE.results
 run_lane() {
 	local lane=$1 dir=$2
@@ -190,8 +243,8 @@ run_lane() {
 			echo "$t missing" >>"$LOG_DIR/$lane.results"
 			continue
 		fi
-		(cd "$dir" && exec timeout -k 5 "$TIMEOUT" "$@" "./$t.t" </dev/null >"$out/$t.log" 2>&1)
-		rc=$?
+		rc=0
+		run_one "$dir" "$out/$t.log" "$@" "./$t.t" || rc=$?
 		echo "$t $(classify $rc)" >>"$LOG_DIR/$lane.results"
 	done
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every ringport test. On a fresh Debian 12 machine it first installs
-# what the tests need (as root): a C compiler, liburing, fio.
+# what the tests need (as root): a C compiler, liburing, fio, and gdb (for
+# the stacks of a liburing test that hangs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for p in gcc make liburing-dev fio; do
+  for p in gcc make liburing-dev fio gdb; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
   done
   if [ ${#need[@]} -gt 0 ]; then
