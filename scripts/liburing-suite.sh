@@ -271,6 +271,15 @@ if [ "$NATIVE" = yes ]; then
 fi
 while read -r t r; do RRES[$t]=$r; done <"$LOG_DIR/ringport.results"
 
+# What each test that timed out under ringport was doing (stderr, before
+# the table, so that the summary stays the last line).
+for t in "${TESTS[@]}"; do
+	if [ "${RRES[$t]:-}" = timeout ] && [ -f "$LOG_DIR/ringport/$t.log" ]; then
+		echo "liburing-suite: $t timed out under ringport; end of its log:" >&2
+		tail -n 80 "$LOG_DIR/ringport/$t.log" >&2
+	fi
+done
+
 passed=0 failed=0 skipped=0
 printf '%-28s %-14s %s\n' test native ringport
 for t in "${TESTS[@]}"; do
