@@ -1341,11 +1341,19 @@ fn ops_read_batch_order() {
         t.rec("overlapping: CQEs in order", shorts(&c));
         t.rec("overlapping: buffer", one.clone());
         // The first batch went through the shared path: its helper runs.
+        // (A new thread names itself once it first runs, which on a loaded
+        // machine can take a while: look for up to 5 s.)
         if b.name() == "ringport" && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
-            let helper = std::fs::read_dir("/proc/self/task").unwrap().flatten().any(|task| {
-                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "ringport-par")
-            });
-            assert!(helper, "no ringport-par thread: the batch was not shared");
+            let named = || {
+                std::fs::read_dir("/proc/self/task").unwrap().flatten().any(|task| {
+                    std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "ringport-par")
+                })
+            };
+            let since = std::time::Instant::now();
+            while !named() && since.elapsed() < std::time::Duration::from_secs(5) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(named(), "no ringport-par thread: the batch was not shared");
         }
     });
 }
