@@ -141,10 +141,10 @@ const KIND_EXECLP: usize = 1;
 const KIND_EXECLE: usize = 2;
 
 /// Arguments gathered on the stack up to this many; more go in a mapping.
+/// (In a `vfork` child that execs successfully with more arguments than
+/// this, the mapping stays in the parent, which shares the memory: one
+/// small leak per such call.)
 const ON_STACK: usize = 256;
-// (In a `vfork` child that execs successfully with more arguments than
-// this, the mapping stays in the parent, which shares the memory: one small
-// leak per such call.)
 
 /// The body of `execl`, `execlp` and `execle`: argument `i` (after `path`)
 /// is `regs[i]` for `i < nregs`, then `stack[i - nregs]`, as the

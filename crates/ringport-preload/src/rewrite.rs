@@ -295,14 +295,13 @@ mod x86 {
         }
         let mov = Store::for_bytes(site, 5);
         let padding = if matches!(mov, Store::Plain) { dead_padding(resume) } else { None };
-        if matches!(mov, Store::Plain) && padding.is_none() && !sole_program_thread() {
+        // Plain stores of the `mov` need this thread alone (asked once).
+        let sole = matches!(mov, Store::Plain) && padding.is_none() && sole_program_thread();
+        if matches!(mov, Store::Plain) && padding.is_none() && !sole {
             return false;
         }
         let Some(page) = page_near(site) else { return false };
-        let code = match padding {
-            None => site_code(false, |rel_end| (resume as i64 - (page as i64 + rel_end as i64)) as i32),
-            Some(_) => site_code(true, |rel_end| (resume as i64 - (page as i64 + rel_end as i64)) as i32),
-        };
+        let code = site_code(padding.is_some(), |rel_end| (resume as i64 - (page as i64 + rel_end as i64)) as i32);
         // SAFETY: the page is ours, PAGE bytes long and writable; the code
         // fits in it; then it becomes read-only executable.
         let ok = unsafe {
@@ -311,7 +310,7 @@ mod x86 {
         };
         let done = ok
             && match padding {
-                None => jmp_at(site, &SITE[..5], page, sole_program_thread),
+                None => jmp_at(site, &SITE[..5], page, || sole || sole_program_thread()),
                 Some((pad, nops)) => {
                     jmp_at(pad, &nops[..5], page, || true) && patch(resume - 2, &[0x0f, 0x05], &[0xeb, 0x01], || false)
                 }

@@ -78,7 +78,6 @@ pub(crate) fn about_to_finish() {
     }
 }
 
-
 struct Work {
     ctx: Arc<Ctx>,
     req: Box<Req>,
@@ -95,14 +94,7 @@ fn write_hash(ctx: &Ctx, req: &Req) -> u64 {
     if !matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED) {
         return 0;
     }
-    let Some(fd) = super::opdef::named_fd(ctx, req) else { return 0 };
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer.
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return 0;
-    }
-    // SAFETY: fstat succeeded.
-    let st = unsafe { st.assume_init() };
+    let Some(st) = super::opdef::named_fd(ctx, req).and_then(super::ops::rw::stat_fd) else { return 0 };
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return 0;
     }

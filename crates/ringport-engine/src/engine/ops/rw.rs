@@ -300,13 +300,9 @@ fn iopoll_refuses(fd: i32, write: bool) -> Option<i32> {
     if fl < 0 {
         return Some(-libc::EBADF);
     }
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer.
-    if fl & libc::O_DIRECT == 0 || unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+    let Some(st) = (fl & libc::O_DIRECT != 0).then(|| stat_fd(fd)).flatten() else {
         return Some(-libc::EOPNOTSUPP);
-    }
-    // SAFETY: fstat succeeded.
-    let st = unsafe { st.assume_init() };
+    };
     let blockdev = st.st_mode & libc::S_IFMT == libc::S_IFBLK;
     match poll_dev(if blockdev { st.st_rdev } else { st.st_dev }) {
         PollDev::Polls => None,
@@ -323,14 +319,18 @@ fn fd_open(fd: i32) -> bool {
 /// True for files whose short transfers the kernel completes (regular files
 /// and block devices).
 fn completes_short(fd: i32) -> bool {
+    stat_fd(fd).is_some_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK))
+}
+
+/// `fstat(fd)`, None on failure.
+pub(crate) fn stat_fd(fd: i32) -> Option<libc::stat> {
     let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: st is a valid out-pointer.
     if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return false;
+        return None;
     }
     // SAFETY: fstat succeeded and filled st.
-    let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
-    mode == libc::S_IFREG || mode == libc::S_IFBLK
+    Some(unsafe { st.assume_init() })
 }
 
 /// What the engine has learned about an fd, to route its I/O without a
@@ -408,9 +408,7 @@ fn memfs_regular(fd: i32) -> bool {
 }
 
 fn is_blockdev(fd: i32) -> bool {
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer.
-    unsafe { libc::fstat(fd, st.as_mut_ptr()) == 0 && st.assume_init().st_mode & libc::S_IFMT == libc::S_IFBLK }
+    stat_fd(fd).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFBLK)
 }
 
 /// `preadv2`/`pwritev2` as raw system calls: the engine is not a
@@ -463,9 +461,8 @@ fn pollable(opcode: u8) -> bool {
 /// worker finishes it).
 fn issue_rw(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Issue {
     loop {
-        match issue_rw_once(ctx, req, mode, write) {
-            Some(issue) => return issue,
-            None => continue,
+        if let Some(issue) = issue_rw_once(ctx, req, mode, write) {
+            return issue;
         }
     }
 }
