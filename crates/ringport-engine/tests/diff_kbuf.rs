@@ -180,6 +180,29 @@ scenario!(recv_multishot_ring_until_eof, |ring, c| {
     got
 });
 
+// TCP data then the peer's FIN, both queued before the receive: every CQE
+// up to the last byte says IORING_CQE_F_SOCK_NONEMPTY (after the data, TCP
+// reports a pending FIN as 1 byte queued, `tcp_inq_hint`), so the request
+// receives again at once and ends with res 0 in the same run.
+scenario!(recv_multishot_tcp_data_then_fin, |ring, c| {
+    use std::os::fd::AsRawFd;
+    let (a, b) = common::tcp_pair();
+    let mut br = BufRing::new(8, 4);
+    // SAFETY: the ring memory outlives its registration.
+    unsafe { ring.submitter().register_buf_ring_with_flags(br.ring.addr(), 8, 3, 0).unwrap() };
+    for bid in 0..8 {
+        br.add(bid);
+    }
+    put(a.as_raw_fd(), b"aaaabbbbcccc");
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    push!(ring, c::opcode::RecvMulti::new(c::types::Fd(b.as_raw_fd()), 3).build().user_data(9));
+    let got = reap!(ring, 4);
+    assert_eq!(br.buf(0, 4), b"aaaa");
+    assert_eq!(br.buf(2, 4), b"cccc");
+    got
+});
+
 scenario!(recv_multishot_runs_out_of_buffers, |ring, c| {
     let (a, b) = pair();
     let mut br = BufRing::new(2, 16);

@@ -104,6 +104,41 @@ scenario!(defer_taskrun_posts_only_when_asked, |c, b| {
     obs
 });
 
+// On a DEFER_TASKRUN ring a request waiting for readiness runs in the
+// submitter's enter, not when its file became ready: data written after the
+// readiness but before the enter is read by the same read.
+scenario!(defer_taskrun_runs_ready_work_at_enter, |c, b| {
+    let mut ring = b()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(8)
+        .unwrap();
+    let mut p = [0i32; 2];
+    // SAFETY: p is a valid 2-int array.
+    assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+    let mut buf = [0u8; 16];
+    push!(ring, c::opcode::Read::new(c::types::Fd(p[0]), buf.as_mut_ptr(), 16).build().user_data(1));
+    ring.submit().unwrap();
+    // SAFETY: writing from live buffers to our pipe.
+    unsafe { libc::write(p[1], b"abc".as_ptr().cast(), 3) };
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: as above.
+    unsafe { libc::write(p[1], b"def".as_ptr().cast(), 3) };
+    let mut obs = vec![format!("taskrun flag: {}", ring.submission().taskrun())];
+    let t = Instant::now();
+    let _ = ring.submit_and_wait(1);
+    obs.push(format!("after getevents: {:?} {:?}", cqes!(ring), &buf[..6]));
+    obs.push(format!("taskrun flag after: {}", ring.submission().taskrun()));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // SAFETY: closing our pipe.
+    unsafe {
+        libc::close(p[0]);
+        libc::close(p[1]);
+    }
+    obs
+});
+
 scenario!(disabled_ring_and_restrictions, |c, b| {
     use c::register::Restriction;
     let mut ring = b().setup_r_disabled().build(8).unwrap();

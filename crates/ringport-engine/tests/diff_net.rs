@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 mod scenario;
 mod common;
 
-use common::{diff, guard_page, Backend, Ring, Sqe, Trace, KERNEL_ADDR2};
+use common::{diff, guard_page, tcp_pair, Backend, Ring, Sqe, Trace, KERNEL_ADDR2};
 use ringport_engine::abi;
 use scenario::Cqes;
 
@@ -38,14 +38,6 @@ fn pair(ty: i32) -> (Sock, Sock) {
     // SAFETY: p is a valid two-int array.
     assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, p.as_mut_ptr()) }, 0);
     (Sock(p[0]), Sock(p[1]))
-}
-
-/// A connected TCP pair over 127.0.0.1.
-fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (b, _) = l.accept().unwrap();
-    (a, b)
 }
 
 fn put(fd: i32, b: &[u8]) {

@@ -176,6 +176,12 @@ impl<'a> SubmissionQueue<'a> {
         // SAFETY: as in new.
         unsafe { (*self.raw.flags).load(Ordering::Acquire) & abi::IORING_SQ_CQ_OVERFLOW != 0 }
     }
+    /// True when an enter has work to run for the ring (IORING_SQ_TASKRUN,
+    /// set with `setup_taskrun_flag`).
+    pub fn taskrun(&self) -> bool {
+        // SAFETY: as in new.
+        unsafe { (*self.raw.flags).load(Ordering::Acquire) & abi::IORING_SQ_TASKRUN != 0 }
+    }
     /// Pushes one entry.
     ///
     /// # Safety

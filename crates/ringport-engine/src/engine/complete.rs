@@ -96,15 +96,7 @@ impl Ctx {
         if held && !super::enter::in_enter(self) {
             self.deferred.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(cqes);
             self.has_deferred.store(true, Ordering::Release);
-            if self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
-                self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
-            }
-            // Wake the submitter so that it runs them.
-            let sleepers = {
-                let _st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
-                self.sleepers()
-            };
-            self.notify(sleepers);
+            self.wake_submitter();
             return;
         }
         if held && self.has_deferred.load(Ordering::Acquire) {
@@ -117,6 +109,31 @@ impl Ctx {
             return;
         }
         self.post_now(cqes);
+    }
+
+    /// DEFER_TASKRUN (and IOPOLL's held CQEs): tells the submitter that an
+    /// enter has work to run, as the kernel's `io_req_local_work_add`
+    /// does: IORING_SQ_TASKRUN (with TASKRUN_FLAG), its CQ waiters, the
+    /// registered eventfd and the ring fd's readiness. The caller has made
+    /// the work visible ([`Ctx::has_task_work`]) first; the sleepers are
+    /// read under the submit lock, which waiters register under, so either
+    /// a waiter sees the work or it is woken.
+    pub fn wake_submitter(&self) {
+        if self.has(abi::IORING_SETUP_TASKRUN_FLAG) {
+            self.rings.sq_flags().fetch_or(abi::IORING_SQ_TASKRUN, Ordering::Release);
+        }
+        let sleepers = {
+            let _st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+            self.sleepers()
+        };
+        self.notify(sleepers);
+    }
+
+    /// DEFER_TASKRUN: true while work waits for the submitter's enter:
+    /// completions held for it, or polls the reactor saw become ready.
+    #[inline]
+    pub fn has_task_work(&self) -> bool {
+        self.has_deferred.load(Ordering::Acquire) || self.poller.get().is_some_and(|p| p.pending())
     }
 
     /// Posts a batch of CQEs now (taking the submit lock).
@@ -279,7 +296,7 @@ impl Ctx {
         self.sleeper_count(sigmask).fetch_add(1, Ordering::Relaxed);
         let ready = self.cq_ready() >= min
             || self.cq_timeouts.load(Ordering::Acquire) != timeouts
-            || self.has_deferred.load(Ordering::Acquire);
+            || self.has_task_work();
         (ready, self.cq_seq.load(Ordering::Relaxed))
     }
 

@@ -382,7 +382,7 @@ impl Ctx {
         }
         // SAFETY: raw is a fresh fd we own.
         let _ = self.ready_evfd.set(unsafe { OwnedFd::from_raw_fd(raw) });
-        if self.cq_ready() > 0 || self.has_deferred.load(std::sync::atomic::Ordering::Acquire) {
+        if self.cq_ready() > 0 || self.has_task_work() {
             self.signal_ready();
         }
         Ok(self.ready_evfd.get().map(|f| f.as_raw_fd()).unwrap_or(raw))
@@ -399,12 +399,13 @@ impl Ctx {
         }
     }
 
-    /// Drains the readiness eventfd when the CQ is empty, so that a
-    /// level-triggered watcher stops seeing the ring readable (called on
-    /// every enter: the program's CQ head moves without telling us).
+    /// Drains the readiness eventfd when the CQ is empty and no task work
+    /// waits, so that a level-triggered watcher stops seeing the ring
+    /// readable (called on every enter: the program's CQ head moves without
+    /// telling us).
     #[inline]
     pub fn settle_ready(&self) {
-        if self.ready_signalled.load(std::sync::atomic::Ordering::Acquire) && self.cq_ready() == 0 {
+        if self.ready_signalled.load(std::sync::atomic::Ordering::Acquire) && self.cq_ready() == 0 && !self.has_task_work() {
             if let Some(fd) = self.ready_evfd.get() {
                 self.ready_signalled.store(false, std::sync::atomic::Ordering::Release);
                 let mut v = 0u64;
@@ -462,8 +463,13 @@ impl Ctx {
         }
     }
 
-    /// DEFER_TASKRUN: posts the completions held for the submitter.
+    /// DEFER_TASKRUN, in the submitter's enter: runs its task work, the
+    /// polls the reactor left to it (see `RingPoller::run_pending`), then
+    /// posts the completions held for it.
     pub fn run_deferred(&self) {
+        if let Some(p) = self.poller.get().filter(|p| p.pending()) {
+            p.run_pending();
+        }
         let batch = self.take_deferred();
         if !batch.is_empty() {
             self.post_now(&batch);

@@ -19,6 +19,10 @@
 //! reactor thread is not woken at all; the last harvester to leave enables
 //! it again, and EPOLL_CTL_MOD queues it at once if events are pending, so
 //! nothing a harvester left behind waits.
+//!
+//! A DEFER_TASKRUN ring's polls run only in its submitter's enter, where the
+//! kernel runs their task work: the reactor thread only marks them pending
+//! and wakes the submitter ([`RingPoller::leave_for_submitter`]).
 
 use super::{Ctx, Errno};
 use std::collections::HashMap;
@@ -82,6 +86,13 @@ pub(crate) struct RingPoller {
     armed: AtomicU32,
     /// Who watches `epfd`, changed under this lock.
     watch: Mutex<Watch>,
+    /// A DEFER_TASKRUN ring's own context: its polls run only in its
+    /// submitter's enter (the kernel queues their task work on the ring and
+    /// runs it there), so the reactor thread only tells it (see
+    /// [`RingPoller::leave_for_submitter`]). None for other rings.
+    defer: Option<Weak<Ctx>>,
+    /// DEFER_TASKRUN: the reactor saw readiness it left to the submitter.
+    pending: AtomicBool,
 }
 
 /// Who watches a ring's poller.
@@ -150,6 +161,43 @@ impl RingPoller {
         // SAFETY: ev is a valid epoll_event; both fds are open (the reactor's
         // for the process's life, ours while self lives).
         unsafe { libc::epoll_ctl(r.epfd, libc::EPOLL_CTL_MOD, self.epfd.as_raw_fd(), &mut ev) };
+    }
+
+    /// DEFER_TASKRUN: the reactor thread saw some of the ring's polls
+    /// become ready. It does not run them: it turns its watch off (until
+    /// the submitter has run them, [`RingPoller::run_pending`]), marks them
+    /// pending and wakes the submitter, as the kernel's
+    /// `io_req_local_work_add` does (IORING_SQ_TASKRUN, its waiters, the
+    /// registered eventfd, the ring fd's readiness).
+    fn leave_for_submitter(&self, ctx: &Weak<Ctx>) {
+        {
+            let mut w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+            if w.reactor {
+                self.set_reactor_watch(0);
+                w.reactor = false;
+            }
+        }
+        self.pending.store(true, Ordering::Release);
+        if let Some(ctx) = ctx.upgrade() {
+            ctx.wake_submitter();
+        }
+    }
+
+    /// DEFER_TASKRUN: true while readiness the reactor saw waits for the
+    /// submitter's enter.
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// DEFER_TASKRUN, in the submitter's enter: runs every ready poll and,
+    /// if the reactor left some pending, turns its watch back on
+    /// (EPOLL_CTL_MOD queues what became ready meanwhile at once).
+    pub fn run_pending(&self) {
+        let pending = self.pending.swap(false, Ordering::AcqRel);
+        while self.harvest() == HARVEST_BATCH {}
+        if pending {
+            self.rewatch(&mut self.watch.lock().unwrap_or_else(|e| e.into_inner()));
+        }
     }
 
     /// Takes the ready events without sleeping and runs their owners.
@@ -315,6 +363,8 @@ fn poller(r: &Reactor, ctx: &Ctx) -> Result<Arc<RingPoller>, Errno> {
         key: new_key(),
         armed: AtomicU32::new(0),
         watch: Mutex::new(Watch { harvesters: 0, reactor: true }),
+        defer: ctx.has(crate::abi::IORING_SETUP_DEFER_TASKRUN).then(|| ctx.me.clone()),
+        pending: AtomicBool::new(false),
     });
     add_owner(r, p.key, raw, POLLER_EVENTS, Owner::Poller(Arc::downgrade(&p)))?;
     let _ = ctx.poller.set(p.clone());
@@ -460,9 +510,13 @@ fn dispatch(r: &Reactor, key: u64, revents: u32) {
         }
         Some(Owner::Global(ready)) => ready(key, revents),
         Some(Owner::Poller(p)) => {
-            // Edge-triggered: take everything, or no new edge comes.
+            // Edge-triggered: take everything, or no new edge comes (a
+            // DEFER_TASKRUN ring's submitter takes it).
             if let Some(p) = p.upgrade() {
-                while p.harvest() == HARVEST_BATCH {}
+                match &p.defer {
+                    Some(ctx) => p.leave_for_submitter(ctx),
+                    None => while p.harvest() == HARVEST_BATCH {},
+                }
             }
         }
         None => {}

@@ -191,8 +191,10 @@ impl Ctx {
         // became ready before the call has been served when it returns,
         // whether or not the reactor thread got to it yet. (A call that
         // waits serves them as it sleeps.)
-        if defer || min == 0 {
-            if let Some(p) = self.poller.get().filter(|p| p.armed_fd().is_some()) {
+        if let Some(p) = self.poller.get().filter(|p| p.armed_fd().is_some()) {
+            if defer {
+                p.run_pending();
+            } else if min == 0 {
                 p.harvest();
             }
         }
@@ -248,7 +250,7 @@ impl Ctx {
             let (ready, seq) = self.wait_register(min, false, timeouts);
             if ready {
                 self.wait_unregister(false);
-                if self.has_deferred.load(Ordering::Acquire) {
+                if self.has_task_work() {
                     continue;
                 }
                 return Ok(());
@@ -291,7 +293,7 @@ impl Ctx {
             let (ready, _) = self.wait_register(min, true, timeouts);
             if ready {
                 self.wait_unregister(true);
-                if self.has_deferred.load(Ordering::Acquire) {
+                if self.has_task_work() {
                     continue;
                 }
                 return Ok(());

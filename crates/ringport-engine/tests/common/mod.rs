@@ -1335,3 +1335,11 @@ impl Rng {
         self.below(100) < percent
     }
 }
+
+/// A connected TCP pair over 127.0.0.1.
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    (a, b)
+}

@@ -143,9 +143,23 @@ pub(crate) struct Msg {
     held: Option<kbuf::Picked>,
     /// SEND_ZC / SENDMSG_ZC.
     zc: Option<Zc>,
-    /// Whether the socket's protocol reports what is left queued, once
-    /// asked (see [`reports_inq`]).
-    inq_known: Option<bool>,
+    /// How the socket's protocol reports what is left queued, once asked
+    /// (see [`inq_of`]).
+    inq: Option<Inq>,
+}
+
+/// How a socket's protocol reports what is left queued after a receive
+/// (the kernel's `msg_inq`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Inq {
+    /// It does not (io_uring then takes "maybe more").
+    Unknown,
+    /// Unix stream: the bytes queued.
+    Bytes,
+    /// TCP (`tcp_inq_hint`): the bytes queued, or 1 once the peer's FIN has
+    /// arrived and nothing is left, so that a reader reads again and sees
+    /// the end.
+    Tcp,
 }
 
 /// A zero-copy send's options. ringport copies the data (as the kernel
@@ -280,7 +294,7 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
         mshot_namelen: 0,
         mshot_controllen: 0,
         held: None,
-        inq_known: None,
+        inq: None,
         zc: None,
     }
 }
@@ -590,26 +604,32 @@ fn net_retry(fd: i32, flags: i32) -> bool {
         && matches!(sockopt(fd, libc::SO_TYPE), Some(libc::SOCK_STREAM) | Some(libc::SOCK_SEQPACKET))
 }
 
-/// True when `fd`'s protocol tells io_uring how much is left queued after
-/// a receive (`msg_inq`: TCP and unix stream sockets).
-fn reports_inq(fd: i32) -> bool {
+/// How `fd`'s protocol tells io_uring what is left queued after a receive
+/// (`msg_inq`: TCP and unix stream sockets report it).
+fn inq_of(fd: i32) -> Inq {
     if sockopt(fd, libc::SO_TYPE) != Some(libc::SOCK_STREAM) {
-        return false;
+        return Inq::Unknown;
     }
     match sockopt(fd, libc::SO_DOMAIN) {
-        Some(libc::AF_INET) | Some(libc::AF_INET6) => {
-            matches!(sockopt(fd, libc::SO_PROTOCOL), Some(libc::IPPROTO_TCP) | Some(0))
-        }
-        Some(libc::AF_UNIX) => true,
-        _ => false,
+        Some(libc::AF_INET) | Some(libc::AF_INET6) => match sockopt(fd, libc::SO_PROTOCOL) {
+            Some(libc::IPPROTO_TCP) | Some(0) => Inq::Tcp,
+            _ => Inq::Unknown,
+        },
+        Some(libc::AF_UNIX) => Inq::Bytes,
+        _ => Inq::Unknown,
     }
 }
 
-/// True when data is queued on `fd` (FIONREAD).
-fn queued(fd: i32) -> bool {
+/// True when `fd` reports something left to receive: bytes queued
+/// (FIONREAD), or on TCP the peer's FIN (seen as POLLRDHUP), which
+/// `tcp_inq_hint` reports as one byte.
+fn queued(fd: i32, inq: Inq) -> bool {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
-    unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) == 0 && n > 0 }
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) == 0 && n > 0 } {
+        return true;
+    }
+    inq == Inq::Tcp && super::poll::poll_now(fd, libc::POLLRDHUP as u32) & libc::POLLRDHUP as u32 != 0
 }
 
 /// Runs `f` with `fd`'s file non-blocking (the flag is set for the call
@@ -787,8 +807,9 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             }
         }
         drop(table);
-        let inq_known = m.dir == Dir::Recv && *m.inq_known.get_or_insert_with(|| reports_inq(fd));
-        if inq_known && ret >= 0 && queued(fd) {
+        let inq = if m.dir == Dir::Recv { *m.inq.get_or_insert_with(|| inq_of(fd)) } else { Inq::Unknown };
+        let inq_known = inq != Inq::Unknown;
+        if inq_known && ret >= 0 && queued(fd, inq) {
             cflags |= abi::IORING_CQE_F_SOCK_NONEMPTY;
         }
         let res = res.clamp(i32::MIN as i64, i32::MAX as i64) as i32;

@@ -145,7 +145,7 @@ fn ring_of(fd: i32) -> Option<Arc<Ctx>> {
 fn ring_mask(ring: &Ctx, events: u32) -> u32 {
     use std::sync::atomic::Ordering;
     let mut mask = 0;
-    if ring.cq_ready() > 0 || ring.has_deferred.load(Ordering::Acquire) || ring.has_backlog.load(Ordering::Acquire) {
+    if ring.cq_ready() > 0 || ring.has_task_work() || ring.has_backlog.load(Ordering::Acquire) {
         mask |= (libc::POLLIN | libc::POLLRDNORM) as u32;
     }
     let queued = ring.rings.sq_tail().load(Ordering::Acquire).wrapping_sub(ring.rings.sq_head().load(Ordering::Acquire));
