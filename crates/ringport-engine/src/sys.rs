@@ -202,3 +202,49 @@ pub fn exec_failed() {
 pub fn is_ring_fd(fd: i32) -> bool {
     registry::is_ring(fd)
 }
+
+/// What ringport needs to know of an open file: its type and identity, and
+/// for a device file the device it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_dev`, the device the file lives on.
+    pub dev: u64,
+    /// `st_rdev`, the device a device file stands for.
+    pub rdev: u64,
+}
+
+/// The [`FileStat`] of `fd`, or None (not open).
+///
+/// Asked with `statx` for the type and inode only. A `fstat` would also ask
+/// for the change time, and since Linux 6.13 (multigrain timestamps) a
+/// change time that was looked at makes the file's next write take a
+/// fine-grained timestamp: the inode is dirtied again by every write, and
+/// an fsync that follows has one more block to write, one more device round
+/// trip. The kernel's io_uring never looks at a file's times; neither may
+/// ringport.
+pub fn file_stat(fd: i32) -> Option<FileStat> {
+    if fd < 0 {
+        return None;
+    }
+    let mut stx = core::mem::MaybeUninit::<libc::statx>::uninit();
+    // SAFETY: an empty path with AT_EMPTY_PATH names fd itself; stx is a
+    // valid out-pointer. statx is async-signal-safe (a plain system call).
+    let r = unsafe {
+        libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_TYPE | libc::STATX_INO, stx.as_mut_ptr())
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: statx succeeded and filled stx.
+    let x = unsafe { stx.assume_init() };
+    Some(FileStat {
+        mode: x.stx_mode as u32,
+        ino: x.stx_ino,
+        dev: libc::makedev(x.stx_dev_major, x.stx_dev_minor),
+        rdev: libc::makedev(x.stx_rdev_major, x.stx_rdev_minor),
+    })
+}

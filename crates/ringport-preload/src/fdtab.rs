@@ -205,16 +205,10 @@ pub fn slots() -> impl Iterator<Item = (i32, &'static Slot)> {
     SLOTS.iter().enumerate().take((end - base).max(0) as usize).map(move |(i, s)| (base + i as i32, s))
 }
 
-/// The (st_dev, st_ino) of `fd`, if it is open.
+/// The (st_dev, st_ino) of `fd`, if it is open (`statx` for the identity
+/// only, async-signal-safe; see `ringport_engine::sys::file_stat`).
 pub fn ident(fd: i32) -> Option<(u64, u64)> {
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer; fstat is async-signal-safe.
-    if fd < 0 || unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: fstat succeeded and filled st.
-    let st = unsafe { st.assume_init() };
-    Some((st.st_dev, st.st_ino))
+    ringport_engine::sys::file_stat(fd).map(|st| (st.dev, st.ino))
 }
 
 /// True when an open fd other than those in `exclude` refers to the memfd

@@ -136,16 +136,9 @@ fn adopt(id: (u64, u64)) -> Result<Arc<Ctx>, Errno> {
     Ok(ctx)
 }
 
-/// The (st_dev, st_ino) of `fd`, or EBADF.
+/// The (st_dev, st_ino) of `fd`, or EBADF (see [`crate::sys::file_stat`]).
 pub(crate) fn identity(fd: i32) -> Result<(u64, u64), Errno> {
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer.
-    if fd < 0 || unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return Err(Errno(libc::EBADF));
-    }
-    // SAFETY: fstat succeeded.
-    let st = unsafe { st.assume_init() };
-    Ok((st.st_dev, st.st_ino))
+    crate::sys::file_stat(fd).map(|st| (st.dev, st.ino)).ok_or(Errno(libc::EBADF))
 }
 
 /// Records that `fd` is the ring `ctx`.

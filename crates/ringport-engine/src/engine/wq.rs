@@ -95,10 +95,10 @@ fn write_hash(ctx: &Ctx, req: &Req) -> u64 {
         return 0;
     }
     let Some(st) = super::opdef::named_fd(ctx, req).and_then(super::ops::rw::stat_fd) else { return 0 };
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    if st.mode & libc::S_IFMT != libc::S_IFREG {
         return 0;
     }
-    (st.st_ino ^ st.st_dev.rotate_left(32)) | 1
+    (st.ino ^ st.dev.rotate_left(32)) | 1
 }
 
 /// What a worker is running.

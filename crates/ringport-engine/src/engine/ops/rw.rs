@@ -303,8 +303,8 @@ fn iopoll_refuses(fd: i32, write: bool) -> Option<i32> {
     let Some(st) = (fl & libc::O_DIRECT != 0).then(|| stat_fd(fd)).flatten() else {
         return Some(-libc::EOPNOTSUPP);
     };
-    let blockdev = st.st_mode & libc::S_IFMT == libc::S_IFBLK;
-    match poll_dev(if blockdev { st.st_rdev } else { st.st_dev }) {
+    let blockdev = st.mode & libc::S_IFMT == libc::S_IFBLK;
+    match poll_dev(if blockdev { st.rdev } else { st.dev }) {
         PollDev::Polls => None,
         PollDev::NoQueues if write && !blockdev => None,
         _ => Some(-libc::EOPNOTSUPP),
@@ -319,18 +319,13 @@ fn fd_open(fd: i32) -> bool {
 /// True for files whose short transfers the kernel completes (regular files
 /// and block devices).
 fn completes_short(fd: i32) -> bool {
-    stat_fd(fd).is_some_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK))
+    stat_fd(fd).is_some_and(|st| matches!(st.mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK))
 }
 
-/// `fstat(fd)`, None on failure.
-pub(crate) fn stat_fd(fd: i32) -> Option<libc::stat> {
-    let mut st = core::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer.
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: fstat succeeded and filled st.
-    Some(unsafe { st.assume_init() })
+/// The type and identity of `fd` (see [`crate::sys::file_stat`]: never
+/// `fstat`, which would change how the file's next write is timestamped).
+pub(crate) fn stat_fd(fd: i32) -> Option<crate::sys::FileStat> {
+    crate::sys::file_stat(fd)
 }
 
 /// What the engine has learned about an fd, to route its I/O without a
@@ -408,7 +403,7 @@ fn memfs_regular(fd: i32) -> bool {
 }
 
 fn is_blockdev(fd: i32) -> bool {
-    stat_fd(fd).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFBLK)
+    stat_fd(fd).is_some_and(|st| st.mode & libc::S_IFMT == libc::S_IFBLK)
 }
 
 /// `preadv2`/`pwritev2` as raw system calls: the engine is not a
