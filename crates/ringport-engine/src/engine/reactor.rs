@@ -93,6 +93,9 @@ pub(crate) struct RingPoller {
     defer: Option<Weak<Ctx>>,
     /// DEFER_TASKRUN: the reactor saw readiness it left to the submitter.
     pending: AtomicBool,
+    /// The reactor thread is running this ring's ready polls (see
+    /// [`RingPoller::settle`]).
+    running: AtomicU32,
 }
 
 /// Who watches a ring's poller.
@@ -197,6 +200,21 @@ impl RingPoller {
         while self.harvest() == HARVEST_BATCH {}
         if pending {
             self.rewatch(&mut self.watch.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// Waits (yielding, at most 2 ms) while the reactor thread is running
+    /// this ring's ready polls, so that a CQ waiter it woke returns with
+    /// everything that run posts: the kernel runs a ring's task work before
+    /// the woken thread is back in user space, so a multishot request's
+    /// CQEs from one readiness are seen together.
+    pub fn settle(&self) {
+        if self.running.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let t = std::time::Instant::now();
+        while self.running.load(Ordering::Acquire) != 0 && t.elapsed() < std::time::Duration::from_millis(2) {
+            std::thread::yield_now();
         }
     }
 
@@ -365,6 +383,7 @@ fn poller(r: &Reactor, ctx: &Ctx) -> Result<Arc<RingPoller>, Errno> {
         watch: Mutex::new(Watch { harvesters: 0, reactor: true }),
         defer: ctx.has(crate::abi::IORING_SETUP_DEFER_TASKRUN).then(|| ctx.me.clone()),
         pending: AtomicBool::new(false),
+        running: AtomicU32::new(0),
     });
     add_owner(r, p.key, raw, POLLER_EVENTS, Owner::Poller(Arc::downgrade(&p)))?;
     let _ = ctx.poller.set(p.clone());
@@ -515,7 +534,11 @@ fn dispatch(r: &Reactor, key: u64, revents: u32) {
             if let Some(p) = p.upgrade() {
                 match &p.defer {
                     Some(ctx) => p.leave_for_submitter(ctx),
-                    None => while p.harvest() == HARVEST_BATCH {},
+                    None => {
+                        p.running.fetch_add(1, Ordering::AcqRel);
+                        while p.harvest() == HARVEST_BATCH {}
+                        p.running.fetch_sub(1, Ordering::AcqRel);
+                    }
                 }
             }
         }

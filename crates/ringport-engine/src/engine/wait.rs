@@ -184,18 +184,17 @@ impl Ctx {
     pub fn wait_cqes(&self, min: u32, arg: &WaitArg) -> Result<(), Errno> {
         let min = min.min(self.rings.geo.cq_entries);
         let defer = self.has(crate::abi::IORING_SETUP_DEFER_TASKRUN);
-        // The caller runs what is ready now, as the kernel's task work would
-        // have been queued by the waker already: on a DEFER_TASKRUN ring
-        // always, and on any ring for a call that only asks for the events
-        // there are (min 0, `io_uring_get_events`), so that a file that
+        // The caller runs what is ready now, as the kernel runs the task
+        // work the wakers queued before it looks at the CQ: a file that
         // became ready before the call has been served when it returns,
-        // whether or not the reactor thread got to it yet. (A call that
-        // waits serves them as it sleeps.)
+        // whether or not the reactor thread got to it yet, and a run the
+        // reactor thread is in the middle of is let finish.
         if let Some(p) = self.poller.get().filter(|p| p.armed_fd().is_some()) {
             if defer {
                 p.run_pending();
-            } else if min == 0 {
+            } else {
                 p.harvest();
+                p.settle();
             }
         }
         if defer {
@@ -235,6 +234,9 @@ impl Ctx {
         };
         if let (Some(g), Some(r)) = (gate, restore) {
             (g.restore)(r);
+        }
+        if let Some(p) = self.poller.get() {
+            p.settle();
         }
         match res {
             Err(_) if self.cq_ready() > 0 => Ok(()),
