@@ -1,6 +1,7 @@
 //! loom models of the wakeup and hand-off protocols the engine relies on, explored
 //! over every interleaving (and every allowed memory ordering outcome).
 //! They model the algorithms in `engine/complete.rs` + `engine/wait.rs`,
+//! `engine/reactor.rs` (DEFER_TASKRUN hand-off),
 //! `engine/sqpoll.rs`, `engine/par.rs` and `engine/remote.rs` with loom's
 //! types; the properties are "no lost wakeup" (a thread that goes to sleep
 //! is always either unnecessary or woken), for a shared batch "each read
@@ -48,6 +49,48 @@ fn cq_wakeup_is_never_lost() {
         // Sleeping on seq0 is safe only if the word has moved on (the
         // futex check fails, or the wake reaches the sleeper).
         assert!(ready || seq.load(Ordering::Acquire) != seq0, "lost CQ wakeup");
+    });
+}
+
+/// DEFER_TASKRUN: the reactor thread leaves a ring's ready polls to the
+/// submitter. It marks them pending (before taking the CQ lock), then reads
+/// the waiter count under the lock and bumps the futex word if someone
+/// waits (`RingPoller::leave_for_submitter`, `Ctx::wake_submitter`). The
+/// submitter registers as a waiter and checks for task work under the same
+/// lock (`Ctx::wait_register`, `has_task_work`). Either it sees the work
+/// (and runs it, `run_pending`, instead of sleeping), or it was counted and
+/// its futex word moves.
+#[test]
+fn defer_taskrun_handoff_is_never_lost() {
+    loom::model(|| {
+        let lock = Arc::new(Mutex::new(()));
+        let pending = Arc::new(AtomicU32::new(0));
+        let waiters = Arc::new(AtomicU32::new(0));
+        let seq = Arc::new(AtomicU32::new(0));
+
+        let reactor = {
+            let (lock, pending, waiters, seq) = (lock.clone(), pending.clone(), waiters.clone(), seq.clone());
+            thread::spawn(move || {
+                pending.store(1, Ordering::Release);
+                let w = {
+                    let _g = lock.lock().unwrap();
+                    waiters.load(Ordering::Relaxed)
+                };
+                if w > 0 {
+                    seq.fetch_add(1, Ordering::Release);
+                }
+            })
+        };
+
+        let (ready, seq0) = {
+            let _g = lock.lock().unwrap();
+            waiters.fetch_add(1, Ordering::Relaxed);
+            (pending.load(Ordering::Acquire) != 0, seq.load(Ordering::Relaxed))
+        };
+        // The submitter that saw the work takes it (swap), as run_pending does.
+        let ran = ready && pending.swap(0, Ordering::AcqRel) == 1;
+        reactor.join().unwrap();
+        assert!(ran || seq.load(Ordering::Acquire) != seq0, "lost DEFER_TASKRUN hand-off");
     });
 }
 
