@@ -13,25 +13,31 @@ use loom::sync::atomic::{fence, AtomicU32, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-/// CQ posting vs waiting. The waiter registers itself, reads the futex
-/// word and checks the CQ under the CQ lock; the poster publishes the tail
-/// and reads the waiter count under the same lock, and bumps the word after
-/// unlocking if someone waits. A waiter that decides to sleep on `seq0`
-/// must find the word changed (so FUTEX_WAIT returns) or have been counted.
-#[test]
-fn cq_wakeup_is_never_lost() {
-    loom::model(|| {
+/// The lock-based wakeup shared by CQ posting and the DEFER_TASKRUN
+/// hand-off: a publisher makes its work visible (inside the CQ lock, or
+/// before taking it), reads the waiter count under the lock and bumps the
+/// futex word after unlocking if someone waits; a waiter registers itself,
+/// checks for the work and reads the word under the same lock. A waiter
+/// that decides to sleep on `seq0` must find the word changed (so
+/// FUTEX_WAIT returns) or have seen the work.
+fn wakeup_is_never_lost(publish_before_lock: bool) {
+    loom::model(move || {
         let lock = Arc::new(Mutex::new(()));
-        let tail = Arc::new(AtomicU32::new(0));
+        let work = Arc::new(AtomicU32::new(0));
         let waiters = Arc::new(AtomicU32::new(0));
         let seq = Arc::new(AtomicU32::new(0));
 
-        let poster = {
-            let (lock, tail, waiters, seq) = (lock.clone(), tail.clone(), waiters.clone(), seq.clone());
+        let publisher = {
+            let (lock, work, waiters, seq) = (lock.clone(), work.clone(), waiters.clone(), seq.clone());
             thread::spawn(move || {
+                if publish_before_lock {
+                    work.store(1, Ordering::Release);
+                }
                 let w = {
                     let _g = lock.lock().unwrap();
-                    tail.store(1, Ordering::Release);
+                    if !publish_before_lock {
+                        work.store(1, Ordering::Release);
+                    }
                     waiters.load(Ordering::Relaxed)
                 };
                 if w > 0 {
@@ -43,55 +49,29 @@ fn cq_wakeup_is_never_lost() {
         let (ready, seq0) = {
             let _g = lock.lock().unwrap();
             waiters.fetch_add(1, Ordering::Relaxed);
-            (tail.load(Ordering::Acquire) >= 1, seq.load(Ordering::Relaxed))
+            (work.load(Ordering::Acquire) != 0, seq.load(Ordering::Relaxed))
         };
-        poster.join().unwrap();
-        // Sleeping on seq0 is safe only if the word has moved on (the
-        // futex check fails, or the wake reaches the sleeper).
-        assert!(ready || seq.load(Ordering::Acquire) != seq0, "lost CQ wakeup");
+        publisher.join().unwrap();
+        assert!(ready || seq.load(Ordering::Acquire) != seq0, "lost wakeup");
     });
 }
 
+/// CQ posting vs waiting: the poster publishes the CQ tail under the CQ
+/// lock (`Ctx::post_now`, `Ctx::wait_register`).
+#[test]
+fn cq_wakeup_is_never_lost() {
+    wakeup_is_never_lost(false);
+}
+
 /// DEFER_TASKRUN: the reactor thread leaves a ring's ready polls to the
-/// submitter. It marks them pending (before taking the CQ lock), then reads
-/// the waiter count under the lock and bumps the futex word if someone
-/// waits (`RingPoller::leave_for_submitter`, `Ctx::wake_submitter`). The
-/// submitter registers as a waiter and checks for task work under the same
-/// lock (`Ctx::wait_register`, `has_task_work`). Either it sees the work
-/// (and runs it, `run_pending`, instead of sleeping), or it was counted and
-/// its futex word moves.
+/// submitter. It marks them pending before taking the CQ lock
+/// (`RingPoller::leave_for_submitter`, `Ctx::wake_submitter`); the
+/// submitter checks for task work under the lock (`has_task_work`) and
+/// runs it (`run_pending`) instead of sleeping. (Marking them after reading
+/// the waiter count would lose the wakeup.)
 #[test]
 fn defer_taskrun_handoff_is_never_lost() {
-    loom::model(|| {
-        let lock = Arc::new(Mutex::new(()));
-        let pending = Arc::new(AtomicU32::new(0));
-        let waiters = Arc::new(AtomicU32::new(0));
-        let seq = Arc::new(AtomicU32::new(0));
-
-        let reactor = {
-            let (lock, pending, waiters, seq) = (lock.clone(), pending.clone(), waiters.clone(), seq.clone());
-            thread::spawn(move || {
-                pending.store(1, Ordering::Release);
-                let w = {
-                    let _g = lock.lock().unwrap();
-                    waiters.load(Ordering::Relaxed)
-                };
-                if w > 0 {
-                    seq.fetch_add(1, Ordering::Release);
-                }
-            })
-        };
-
-        let (ready, seq0) = {
-            let _g = lock.lock().unwrap();
-            waiters.fetch_add(1, Ordering::Relaxed);
-            (pending.load(Ordering::Acquire) != 0, seq.load(Ordering::Relaxed))
-        };
-        // The submitter that saw the work takes it (swap), as run_pending does.
-        let ran = ready && pending.swap(0, Ordering::AcqRel) == 1;
-        reactor.join().unwrap();
-        assert!(ran || seq.load(Ordering::Acquire) != seq0, "lost DEFER_TASKRUN hand-off");
-    });
+    wakeup_is_never_lost(true);
 }
 
 /// SQPOLL: the program stores its SQ tail, fences, reads NEED_WAKEUP and

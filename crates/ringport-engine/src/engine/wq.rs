@@ -94,7 +94,7 @@ fn write_hash(ctx: &Ctx, req: &Req) -> u64 {
     if !matches!(req.opcode, op::WRITE | op::WRITEV | op::WRITE_FIXED) {
         return 0;
     }
-    let Some(st) = super::opdef::named_fd(ctx, req).and_then(super::ops::rw::stat_fd) else { return 0 };
+    let Some(st) = super::opdef::named_fd(ctx, req).and_then(crate::sys::file_stat) else { return 0 };
     if st.mode & libc::S_IFMT != libc::S_IFREG {
         return 0;
     }

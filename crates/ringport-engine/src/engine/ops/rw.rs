@@ -13,6 +13,7 @@
 use crate::abi;
 use crate::engine::opdef::{Issue, Mode, OpData, Req};
 use crate::engine::{uaccess, Ctx, Errno, Sqe};
+use crate::sys::file_stat;
 
 /// Highest user address + 1 (x86_64 and aarch64 with 48-bit VAs): the
 /// kernel's `access_ok` bound. Buffers beyond it fail at prep with EFAULT.
@@ -300,7 +301,7 @@ fn iopoll_refuses(fd: i32, write: bool) -> Option<i32> {
     if fl < 0 {
         return Some(-libc::EBADF);
     }
-    let Some(st) = (fl & libc::O_DIRECT != 0).then(|| stat_fd(fd)).flatten() else {
+    let Some(st) = (fl & libc::O_DIRECT != 0).then(|| file_stat(fd)).flatten() else {
         return Some(-libc::EOPNOTSUPP);
     };
     let blockdev = st.mode & libc::S_IFMT == libc::S_IFBLK;
@@ -319,13 +320,7 @@ fn fd_open(fd: i32) -> bool {
 /// True for files whose short transfers the kernel completes (regular files
 /// and block devices).
 fn completes_short(fd: i32) -> bool {
-    stat_fd(fd).is_some_and(|st| matches!(st.mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK))
-}
-
-/// The type and identity of `fd` (see [`crate::sys::file_stat`]: never
-/// `fstat`, which would change how the file's next write is timestamped).
-pub(crate) fn stat_fd(fd: i32) -> Option<crate::sys::FileStat> {
-    crate::sys::file_stat(fd)
+    file_stat(fd).is_some_and(|st| matches!(st.mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFBLK))
 }
 
 /// What the engine has learned about an fd, to route its I/O without a
@@ -403,7 +398,7 @@ fn memfs_regular(fd: i32) -> bool {
 }
 
 fn is_blockdev(fd: i32) -> bool {
-    stat_fd(fd).is_some_and(|st| st.mode & libc::S_IFMT == libc::S_IFBLK)
+    file_stat(fd).is_some_and(|st| st.mode & libc::S_IFMT == libc::S_IFBLK)
 }
 
 /// `preadv2`/`pwritev2` as raw system calls: the engine is not a
