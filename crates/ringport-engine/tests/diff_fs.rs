@@ -1213,3 +1213,54 @@ fn fs_writes_leave_times_alone() {
         t.rec("times left alone in most trials", kept >= 5);
     });
 }
+
+/// Some of the kernel's ops set an error result without marking the
+/// request failed (path ops, xattr ops, STATX, MADVISE, FSYNC,
+/// SYNC_FILE_RANGE, FALLOCATE, FTRUNCATE): with CQE_SKIP_SUCCESS a failed
+/// one posts no CQE, and a link after one still runs. A bad fd for one that
+/// needs a file, and other ops (OPENAT, FADVISE), are marked failed.
+#[test]
+fn fs_errors_that_do_not_fail_the_request() {
+    diff("fs_errors_that_do_not_fail_the_request", |b, t| {
+        let Some(r) = ring(b, t, 8, 0) else { return };
+        let d = Dir::new("nofail");
+        d.write("f", b"x");
+        let (f, missing, name) = (c("f"), c("missing"), c("user.none"));
+        let full = c(d.p("f").to_str().expect("utf-8 temp path"));
+        let p = Pipe::new(0);
+        let mut stx = vec![0u8; 256];
+        let skip = abi::IOSQE_CQE_SKIP_SUCCESS;
+        let fails = [
+            ("mkdirat existing", at(op::MKDIRAT, d.fd, &f, 1)),
+            ("unlinkat missing", at(op::UNLINKAT, d.fd, &missing, 2)),
+            ("renameat missing", Sqe { len: d.fd as u32, off: f.as_ptr() as u64, ..at(op::RENAMEAT, d.fd, &missing, 3) }),
+            ("symlinkat onto existing", Sqe { off: f.as_ptr() as u64, ..at(op::SYMLINKAT, d.fd, &f, 4) }),
+            ("linkat missing", Sqe { len: d.fd as u32, off: f.as_ptr() as u64, ..at(op::LINKAT, d.fd, &missing, 5) }),
+            ("getxattr missing", Sqe { addr: name.as_ptr() as u64, addr3: full.as_ptr() as u64, ..Sqe::new(op::GETXATTR, 6) }),
+            ("fgetxattr missing", Sqe { fd: d.fd, addr: name.as_ptr() as u64, len: 0, ..Sqe::new(op::FGETXATTR, 7) }),
+            ("fsync bad fd", Sqe::fsync(BAD_FD, 0, 8)),
+            ("fsync a pipe", Sqe::fsync(p.r, 0, 10)),
+            ("mkdirat bad dirfd", at(op::MKDIRAT, BAD_FD, &missing, 17)),
+            ("fgetxattr bad fd", Sqe { fd: BAD_FD, addr: name.as_ptr() as u64, ..Sqe::new(op::FGETXATTR, 18) }),
+            ("ftruncate bad fd", Sqe { fd: BAD_FD, off: 1, ..Sqe::new(op::FTRUNCATE, 19) }),
+            ("sync_file_range a pipe", Sqe { fd: p.r, len: 1, ..Sqe::new(op::SYNC_FILE_RANGE, 11) }),
+            ("fallocate a pipe", Sqe { fd: p.w, addr: 4096, ..Sqe::new(op::FALLOCATE, 12) }),
+            ("ftruncate a pipe", Sqe { fd: p.w, off: 1, ..Sqe::new(op::FTRUNCATE, 13) }),
+            ("statx missing", Sqe { off: stx.as_mut_ptr() as u64, len: libc::STATX_BASIC_STATS, ..at(op::STATX, d.fd, &missing, 14) }),
+            ("madvise bad advice", Sqe { addr: stx.as_ptr() as u64 & !4095, len: 4096, op_flags: 77, ..Sqe::new(op::MADVISE, 15) }),
+            ("fadvise bad advice", Sqe { fd: d.fd, len: 1, op_flags: 77, ..Sqe::new(op::FADVISE, 16) }),
+            ("openat missing", at(op::OPENAT, d.fd, &missing, 9)),
+        ];
+        for (label, sqe) in fails {
+            // Alone, with CQE_SKIP_SUCCESS.
+            assert!(r.push(&sqe.flags(skip)));
+            r.submit(1);
+            t.rec(format!("{label}, skip-success"), shorts(&r.wait_cqes(1, Duration::from_millis(200))));
+            // At the head of a link: does the NOP after it run?
+            assert!(r.push(&sqe.flags(abi::IOSQE_IO_LINK)));
+            assert!(r.push(&Sqe::nop(100)));
+            r.submit(2);
+            t.rec(format!("{label}, linked"), shorts(&sorted(r.wait_cqes(2, Duration::from_secs(2)))));
+        }
+    });
+}

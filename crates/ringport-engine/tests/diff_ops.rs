@@ -1999,3 +1999,27 @@ fn defer_taskrun_poll_sets_and_clears_the_taskrun_flag() {
         close_fd(efd);
     });
 }
+
+/// READ/WRITE/READV/WRITEV on a socket with an offset of 0, 7 and -1 (the
+/// file position): what the kernel makes of a position on a stream that
+/// has none.
+#[test]
+fn ops_socket_offsets() {
+    diff("ops_socket_offsets", |b, t| {
+        let Some(r) = ring(b, t, 8, 0) else { return };
+        let mut sv = [0i32; 2];
+        // SAFETY: sv is a valid out-array.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) }, 0);
+        let mut buf = vec![FILL; 16];
+        let iov = [libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 4 }];
+        for (i, off) in [0u64, 7, u64::MAX].into_iter().enumerate() {
+            let ud = 10 * i as u64;
+            one(t, &r, &format!("write @{off:#x}"), Sqe::write(sv[0], b"abcd".as_ptr(), 4, off, ud));
+            one(t, &r, &format!("read @{off:#x}"), Sqe::read(sv[1], buf.as_mut_ptr(), 4, off, ud + 1));
+            one(t, &r, &format!("writev @{off:#x}"), Sqe::writev(sv[0], iov.as_ptr(), 1, off, ud + 2));
+            one(t, &r, &format!("readv @{off:#x}"), Sqe::readv(sv[1], iov.as_ptr(), 1, off, ud + 3));
+        }
+        close_fd(sv[0]);
+        close_fd(sv[1]);
+    });
+}

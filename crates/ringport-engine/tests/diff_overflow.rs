@@ -308,3 +308,63 @@ fn overflow_with_dropped() {
         t.rec("overflow flag at the end", overflow_flag(&r));
     });
 }
+
+/// A multishot request whose CQE finds the CQ ring full ends there: its
+/// result becomes the final CQE (no F_MORE), which goes to the backlog
+/// (the kernel's `io_req_post_cqe` fails and the request completes). Here:
+/// a multishot TIMEOUT of 1 ms with no count, and a multishot POLL_ADD on a
+/// pipe written to again and again, each on a ring with a CQ of 4 that is
+/// not reaped for a while. Recorded: every CQE, in order, and whether the
+/// request is gone afterwards (a cancel finds nothing).
+fn multishot_meets_full_cq(b: &dyn Backend, t: &mut Trace, poll: bool) {
+    let r = match Ring::with_params(b, 2, params(abi::IORING_SETUP_CQSIZE, 4)) {
+        Ok(r) => r,
+        Err(e) => return t.rec("setup", errname(e)),
+    };
+    let pipe = Pipe::new(0);
+    let ts = abi::__kernel_timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+    let sqe = if poll {
+        Sqe {
+            fd: pipe.r,
+            op_flags: libc::POLLIN as u32,
+            len: abi::IORING_POLL_ADD_MULTI,
+            ..Sqe::new(abi::op::POLL_ADD, 7)
+        }
+    } else {
+        Sqe {
+            addr: &ts as *const _ as u64,
+            len: 1,
+            op_flags: abi::IORING_TIMEOUT_MULTISHOT,
+            ..Sqe::new(abi::op::TIMEOUT, 7)
+        }
+    };
+    assert!(r.push(&sqe));
+    t.rec("submit", res(r.submit(1)));
+    // Readiness edges (poll) or timer firings (timeout): well past 4 + 1.
+    for _ in 0..12 {
+        if poll {
+            write_fd(pipe.w, b"x");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    t.rec("overflow flag", overflow_flag(&r));
+    let mut all = r.reap();
+    all.extend(r.wait_cqes(1, Duration::from_millis(300)));
+    all.extend(r.wait_cqes(usize::MAX, Duration::from_millis(50)));
+    t.rec("cqes", rle(&shorts(&all)));
+    // Nothing of it is left to cancel.
+    assert!(r.push(&Sqe { addr: 7, ..Sqe::new(abi::op::ASYNC_CANCEL, 8) }));
+    r.submit(1);
+    t.rec("cancel", r.wait_cqes(1, Duration::from_secs(2)).iter().map(Cqe::short).collect::<Vec<_>>());
+}
+
+#[test]
+fn multishot_timeout_ends_on_full_cq() {
+    diff("multishot_timeout_ends_on_full_cq", |b, t| multishot_meets_full_cq(b, t, false));
+}
+
+#[test]
+fn multishot_poll_ends_on_full_cq() {
+    diff("multishot_poll_ends_on_full_cq", |b, t| multishot_meets_full_cq(b, t, true));
+}

@@ -85,6 +85,19 @@ impl Ctx {
         self.has(abi::IORING_SETUP_DEFER_TASKRUN) || (self.has(abi::IORING_SETUP_IOPOLL) && !self.has(abi::IORING_SETUP_SQPOLL))
     }
 
+    /// True when a multishot CQE can go straight into the CQ ring. The
+    /// kernel posts multishot CQEs only there (`io_req_post_cqe`); when the
+    /// ring is full the request ends instead, its last result posted as the
+    /// final CQE (which may overflow).
+    pub(crate) fn cq_has_room(&self) -> bool {
+        let held = if self.has_deferred.load(Ordering::Acquire) {
+            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).len() as u32
+        } else {
+            0
+        };
+        !self.has_backlog.load(Ordering::Acquire) && self.cq_ready().saturating_add(held) < self.rings.geo.cq_entries
+    }
+
     /// Posts a batch of CQEs and wakes whoever waits for them. On a
     /// DEFER_TASKRUN or IOPOLL ring, CQEs from anywhere but an enter call on
     /// the ring are held until someone asks for events.

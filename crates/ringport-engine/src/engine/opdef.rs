@@ -449,6 +449,21 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
     if req.opcode == op::LINK_TIMEOUT {
         return false;
     }
+    // These set their result without marking the request failed in the
+    // kernel (no req_set_fail): with CQE_SKIP_SUCCESS an error posts
+    // nothing, and a link after one still runs. For those that need a file,
+    // a bad fd is still a failure: the kernel fails the file lookup before
+    // the op runs.
+    const UNMARKED_PATH: [u8; 9] =
+        [op::RENAMEAT, op::UNLINKAT, op::MKDIRAT, op::SYMLINKAT, op::LINKAT, op::SETXATTR, op::GETXATTR, op::STATX, op::MADVISE];
+    const UNMARKED_FILE: [u8; 6] =
+        [op::FSYNC, op::SYNC_FILE_RANGE, op::FALLOCATE, op::FTRUNCATE, op::FSETXATTR, op::FGETXATTR];
+    if UNMARKED_PATH.contains(&req.opcode) {
+        return false;
+    }
+    if UNMARKED_FILE.contains(&req.opcode) {
+        return res == -libc::EBADF;
+    }
     match &req.data {
         OpData::Rw(rw) => res < 0 || res as u64 != rw.total,
         OpData::Timeout(t) => t.failed(res),

@@ -213,7 +213,7 @@ impl Rings {
     pub fn create_mapped(geo: Geometry) -> Result<(Rings, RingFile), Errno> {
         let name = c"[io_uring]";
         // SAFETY: name is a valid C string.
-        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
         if raw < 0 {
             return Err(Errno::last());
         }
@@ -222,6 +222,12 @@ impl Rings {
         let sqes_len = align_up(geo.sqes_size(), page_size());
         let file_len = abi::IORING_OFF_SQES as usize + sqes_len;
         size_file(fd.as_raw_fd(), file_len)?;
+        // The size is final: a program's ftruncate of the ring fd (a raw
+        // call, or an FTRUNCATE request) must not pull the pages from under
+        // the engine's mappings (SIGBUS). The kernel's ring file cannot be
+        // resized at all.
+        // SAFETY: F_ADD_SEALS on our own memfd.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) };
         let rings_len = align_up(geo.rings_size(), page_size());
         let map = |off: u32, len: usize| -> Result<Mapping, Errno> {
             // SAFETY: mapping a range of our own memfd, within its size.

@@ -38,10 +38,12 @@ pub(crate) fn prep(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return Err(Errno(libc::EINVAL));
     }
     Ok(OpData::MsgRing(MsgRing {
-        cmd: sqe.addr(),
+        // The kernel keeps the command in 32 bits.
+        cmd: sqe.addr() as u32 as u64,
         user_data: sqe.off(),
         len: sqe.len(),
-        src_slot: sqe.addr3(),
+        // The kernel keeps the source slot in 32 bits too.
+        src_slot: sqe.addr3() as u32 as u64,
         dst: sqe.file_index(),
         flags,
     }))

@@ -20,6 +20,9 @@ use crate::engine::opdef::{Issue, Mode, OpData, Req};
 use crate::engine::{register, uaccess, Ctx, Cqe, Errno, Sqe};
 use std::os::fd::{FromRawFd, OwnedFd};
 
+/// `MSG_CMSG_COMPAT` (<linux/socket.h>; not in libc).
+const MSG_CMSG_COMPAT: u32 = 0x8000_0000;
+
 /// Opcode numbers of this family.
 pub(crate) mod code {
     use linux_raw_sys::io_uring::io_uring_op as o;
@@ -210,7 +213,8 @@ pub(crate) enum Kind {
     /// A zero-copy send that failed at prep after the kernel's point of
     /// no return (its notification is allocated): it still posts F_MORE
     /// and a notification.
-    ZcFailed,
+    /// With REPORT_USAGE or not.
+    ZcFailed(bool),
     /// LISTEN: the backlog.
     Listen(i32),
 }
@@ -285,7 +289,9 @@ fn msg_base(dir: Dir, sqe: &Sqe) -> Msg {
         unamelen: 0,
         control: 0,
         controllen: 0,
-        msg_flags: sqe.op_flags() as i32,
+        // MSG_CMSG_COMPAT is the kernel's own marker for 32-bit callers: the
+        // kernel's io_uring drops it (a sendmsg(2) with it fails).
+        msg_flags: (sqe.op_flags() & !MSG_CMSG_COMPAT) as i32,
         ioflags: sqe.ioprio(),
         bgid: (sqe.flags() & abi::IOSQE_BUFFER_SELECT != 0).then(|| sqe.buf_index()),
         done: 0,
@@ -363,6 +369,10 @@ pub(crate) fn prep_send(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EINVAL);
     }
     let mut m = msg_base(Dir::Send, sqe);
+    // The kernel keeps the length as an int and refuses a negative one.
+    if (sqe.len() as i32) < 0 {
+        return err(libc::EINVAL);
+    }
     let known = POLL_FIRST | if op == code::SEND { SEND_VECTORIZED } else { 0 };
     if m.ioflags & !known != 0 {
         // IORING_RECVSEND_BUNDLE is not emulated.
@@ -407,7 +417,13 @@ pub(crate) fn prep_send_zc(_ctx: &Ctx, sqe: &Sqe, out: &mut OpData) -> Result<()
     }
     let (kind, r) = match prep_zc_msg(sqe) {
         Ok(m) => (Kind::Msg(m), Ok(())),
-        Err(e) => (Kind::ZcFailed, Err(e)),
+        Err(e) => {
+            // REPORT_USAGE takes effect once the flags passed their check.
+            let report = k::IORING_SEND_ZC_REPORT_USAGE as u16;
+            let valid = POLL_FIRST | k::IORING_RECVSEND_FIXED_BUF as u16 | report;
+            let ioprio = sqe.ioprio();
+            (Kind::ZcFailed(ioprio & !valid == 0 && ioprio & report != 0), Err(e))
+        }
     };
     *out = OpData::Net(Box::new(Net { kind, cflags: 0, fail: false, notif: true }));
     r
@@ -471,6 +487,9 @@ pub(crate) fn prep_recv(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
         return err(libc::EINVAL);
     }
     let mut m = msg_base(Dir::Recv, sqe);
+    if (sqe.len() as i32) < 0 {
+        return err(libc::EINVAL);
+    }
     let bundle = k::IORING_RECVSEND_BUNDLE as u16;
     if m.ioflags & !(POLL_FIRST | RECV_MULTISHOT | bundle) != 0 {
         return err(libc::EINVAL);
@@ -813,7 +832,7 @@ pub(crate) fn issue_msg(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             cflags |= abi::IORING_CQE_F_SOCK_NONEMPTY;
         }
         let res = res.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        if multishot && ret > 0 && !finished && cq_has_room(ctx) {
+        if multishot && ret > 0 && !finished && ctx.cq_has_room() {
             // Post this one and keep receiving while data is queued.
             let Some(me) = ctx.self_arc() else { return Issue::Done(res, cflags) };
             me.post(&[Cqe::new(user_data, res, cflags | abi::IORING_CQE_F_MORE)]);
@@ -999,20 +1018,6 @@ fn remaining(iov: &[libc::iovec], done: u64) -> Vec<libc::iovec> {
     out
 }
 
-/// True when a multishot CQE can go straight into the CQ ring. The
-/// kernel posts multishot CQEs only there (`io_req_post_cqe`); when the
-/// ring is full the request ends instead, its last result posted as the
-/// final CQE (which may overflow).
-fn cq_has_room(ctx: &Ctx) -> bool {
-    use std::sync::atomic::Ordering;
-    let held = if ctx.has_deferred.load(Ordering::Acquire) {
-        ctx.deferred.lock().unwrap_or_else(|e| e.into_inner()).len() as u32
-    } else {
-        0
-    };
-    !ctx.has_backlog.load(Ordering::Acquire) && ctx.cq_ready().saturating_add(held) < ctx.rings.geo.cq_entries
-}
-
 /// True when `fd` is a TCP listener with more connections queued: the
 /// kernel's accept then reports IORING_CQE_F_SOCK_NONEMPTY.
 fn accept_queue_nonempty(fd: i32) -> bool {
@@ -1064,7 +1069,7 @@ pub(crate) fn issue_accept(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             Ok(newfd) => newfd as i32,
         };
         let cflags = if res >= 0 && accept_queue_nonempty(fd) { abi::IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
-        if res >= 0 && multishot && cq_has_room(ctx) {
+        if res >= 0 && multishot && ctx.cq_has_room() {
             let Some(me) = ctx.self_arc() else { return Issue::Done(res, cflags) };
             me.post(&[Cqe::new(user_data, res, cflags | abi::IORING_CQE_F_MORE)]);
             loops += 1;
@@ -1152,11 +1157,16 @@ pub(crate) fn cqe_flags(n: &Net) -> u32 {
 }
 
 /// The result of the notification CQE a zero-copy send posts after its
-/// own, if it is one: with REPORT_USAGE, whether data was copied.
-pub(crate) fn notif_res(n: &Net, res: i32) -> Option<i32> {
+/// own, if it is one: with REPORT_USAGE, "copied" (ringport always copies;
+/// the kernel also says so for a send that sent nothing).
+pub(crate) fn notif_res(n: &Net, _res: i32) -> Option<i32> {
     if !n.notif {
         return None;
     }
-    let report = matches!(&n.kind, Kind::Msg(m) if m.zc.is_some_and(|z| z.report));
-    Some(if report && res > 0 { k::IORING_NOTIF_USAGE_ZC_COPIED as i32 } else { 0 })
+    let report = match &n.kind {
+        Kind::Msg(m) => m.zc.is_some_and(|z| z.report),
+        Kind::ZcFailed(report) => *report,
+        _ => false,
+    };
+    Some(if report { k::IORING_NOTIF_USAGE_ZC_COPIED as i32 } else { 0 })
 }

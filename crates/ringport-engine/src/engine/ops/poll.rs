@@ -122,6 +122,10 @@ pub(crate) fn issue_poll_add(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::PollAdd(p) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     if !p.multishot {
         let mut mask = poll_now(req.file.raw(), p.events);
+        if mask & 0x20 != 0 {
+            // POLLNVAL: no such file (the kernel fails the lookup).
+            return Issue::Done(-libc::EBADF, 0);
+        }
         // A ring's memfd always polls ready; the ring itself may not be.
         if mask != 0 {
             if let Some(ring) = ring_of(req.file.raw()) {
@@ -191,7 +195,12 @@ pub(crate) fn arm(ctx: &Arc<Ctx>, req: Box<Req>) {
     if !p.level {
         events |= libc::EPOLLET as u32;
     }
-    if let Err((req, e)) = arm_key(ctx, req, events, Kind::Poll) {
+    if let Err((req, mut e)) = arm_key(ctx, req, events, Kind::Poll) {
+        if e.0 == libc::EPERM {
+            // A file without a poll method (epoll refuses it): the kernel's
+            // poll finds no wait queue to join and answers EINVAL.
+            e = Errno(libc::EINVAL);
+        }
         submit::complete_elsewhere(ctx, req, e.neg());
     }
 }
@@ -210,7 +219,10 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     let Some(a) = table.armed.get(&key) else { return };
     let mask = revents & a.events & (0xffff | UNMASK);
     let multishot = matches!((&a.kind, &a.req.data), (Kind::Poll, OpData::PollAdd(p)) if p.multishot);
-    if multishot {
+    // With the CQ ring full, a multishot poll ends here: this mask is its
+    // final CQE (the kernel's io_poll_check_events when io_req_post_cqe
+    // fails).
+    if multishot && ctx.cq_has_room() {
         let ud = a.req.user_data;
         drop(table);
         let cqe = crate::engine::Cqe::new(ud, mask as i32, abi::IORING_CQE_F_MORE);

@@ -8,7 +8,8 @@
 //! and the CQE carries the total, as the kernel's `need_complete_io` retry
 //! does. If the program itself passed `RWF_NOWAIT`, the first answer is final.
 //! An offset of -1 uses and advances the file position (FEAT_RW_CUR_POS); on a
-//! stream (pipe, socket) the offset is ignored, as on the kernel.
+//! pipe the offset is ignored, and a socket takes 0 or -1 only (ESPIPE
+//! otherwise), as on the kernel.
 
 use crate::abi;
 use crate::engine::opdef::{Issue, Mode, OpData, Req};
@@ -18,6 +19,9 @@ use crate::sys::file_stat;
 /// Highest user address + 1 (x86_64 and aarch64 with 48-bit VAs): the
 /// kernel's `access_ok` bound. Buffers beyond it fail at prep with EFAULT.
 const TASK_SIZE: u64 = (1 << 47) - 4096;
+/// The kernel's `RWF_SUPPORTED` (HIPRI, DSYNC, SYNC, NOWAIT, APPEND,
+/// NOAPPEND, ATOMIC, DONTCACHE, NOSIGNAL), as of Linux 6.18.
+const RWF_SUPPORTED: u32 = 0x1ff;
 /// The kernel's `MAX_RW_COUNT`: one transfer is clamped to this.
 const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !4095;
 
@@ -43,6 +47,9 @@ pub(crate) struct Rw {
     bgid: Option<u16>,
     /// CQE flags of the selected buffer.
     pub cflags: u32,
+    /// A protection-information attribute came with the request (fails at
+    /// issue: ringport does no PI).
+    pi: bool,
 }
 
 impl Rw {
@@ -101,10 +108,7 @@ fn check_ioprio(ioprio: u16) -> Result<(), Errno> {
 #[inline(always)]
 fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
     check_ioprio(sqe.ioprio())?;
-    // attr_type_mask: only PI is defined, and ringport has no PI support.
-    if sqe.pad2() != 0 {
-        return Err(Errno(libc::EINVAL));
-    }
+    let pi = prep_attr(sqe)?;
     Ok(Rw {
         addr: sqe.addr(),
         len: sqe.len(),
@@ -117,7 +121,35 @@ fn prep_common(sqe: &Sqe) -> Result<Rw, Errno> {
         via_aio: false,
         bgid: None,
         cflags: 0,
+        pi,
     })
+}
+
+/// `attr_type_mask` (the last SQE word) and the attribute at `attr_ptr`
+/// (addr3), as the kernel's `io_prep_rw_pi` reads them: only the PI
+/// attribute is defined; it is copied in and checked at prep. Returns
+/// whether one was given.
+fn prep_attr(sqe: &Sqe) -> Result<bool, Errno> {
+    /// `IORING_RW_ATTR_FLAG_PI`.
+    const ATTR_PI: u64 = 1;
+    match sqe.pad2() {
+        0 => Ok(false),
+        ATTR_PI => {
+            // struct io_uring_attr_pi: flags u16, app_tag u16, len u32,
+            // addr u64, seed u64, rsvd u64.
+            let mut a = [0u8; 32];
+            uaccess::copy_in(&mut a, sqe.addr3())?;
+            let word = |i: usize| u64::from_ne_bytes(a[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+            if word(3) != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            if !access_ok(word(1), word(0) >> 32) {
+                return Err(Errno(libc::EFAULT));
+            }
+            Ok(true)
+        }
+        _ => Err(Errno(libc::EINVAL)),
+    }
 }
 
 #[inline(always)]
@@ -137,11 +169,16 @@ fn prep_vectored(sqe: &Sqe) -> Result<OpData, Errno> {
     }
     // SAFETY: iovec is plain data.
     let mut iov: Vec<libc::iovec> = unsafe { uaccess::read_pod_vec(rw.addr, rw.len as usize)? };
+    // As the kernel's import_iovec: a negative length anywhere (checked
+    // while copying the array in) before any address.
+    if iov.iter().any(|v| v.iov_len > isize::MAX as usize) {
+        return Err(Errno(libc::EINVAL));
+    }
     let mut total = 0u64;
     for v in iov.iter_mut() {
         let len = v.iov_len as u64;
-        if len > isize::MAX as u64 || !access_ok(v.iov_base as u64, len) {
-            return Err(Errno(if len > isize::MAX as u64 { libc::EINVAL } else { libc::EFAULT }));
+        if !access_ok(v.iov_base as u64, len) {
+            return Err(Errno(libc::EFAULT));
         }
         // Clamp the total to MAX_RW_COUNT as import_iovec does.
         let room = MAX_RW_COUNT - total;
@@ -317,6 +354,13 @@ fn fd_open(fd: i32) -> bool {
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
 }
 
+/// True when `fd` is open for writing (`write`) or reading.
+fn opened_for(fd: i32, write: bool) -> bool {
+    // SAFETY: F_GETFL only reads the file's status flags.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_ACCMODE != if write { libc::O_RDONLY } else { libc::O_WRONLY }
+}
+
 /// True for files whose short transfers the kernel completes (regular files
 /// and block devices).
 fn completes_short(fd: i32) -> bool {
@@ -481,8 +525,21 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
             return Some(Issue::Done(if fd_open(fd) { e.neg() } else { -libc::EBADF }, 0));
         }
     }
-    if rw.rw_flags & libc::RWF_HIPRI != 0 && !ctx.has(crate::abi::IORING_SETUP_IOPOLL) {
-        return Some(Issue::Done(if fd_open(fd) { -libc::EINVAL } else { -libc::EBADF }, 0));
+    // The kernel's io_rw_init_file: the file's mode, then its
+    // kiocb_set_rw_flags (unknown flags), then HIPRI outside IOPOLL; then a
+    // PI attribute, which needs O_DIRECT and a device with integrity data
+    // (ringport supports neither).
+    let unknown = rw.rw_flags as u32 & !RWF_SUPPORTED != 0;
+    let hipri = rw.rw_flags & libc::RWF_HIPRI != 0 && !ctx.has(crate::abi::IORING_SETUP_IOPOLL);
+    if unknown || hipri || rw.pi {
+        let e = if !opened_for(fd, write) {
+            -libc::EBADF
+        } else if unknown || rw.pi {
+            -libc::EOPNOTSUPP
+        } else {
+            -libc::EINVAL
+        };
+        return Some(Issue::Done(e, 0));
     }
     // An IOPOLL ring only does direct I/O that can be polled (or that the
     // kernel does without polling).
@@ -530,7 +587,11 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
                 // Nothing was read: the submitter issues it again, in order.
                 return Some(Issue::Done(-libc::ESPIPE, 0));
             }
-            // A stream: the kernel ignores the offset.
+            // A socket refuses a position other than 0 (sock_read_iter's
+            // ESPIPE); other streams (pipes) ignore it, as on the kernel.
+            if off != 0 && file_stat(fd).is_some_and(|st| st.mode & libc::S_IFMT == libc::S_IFSOCK) {
+                return Some(Issue::Done(-libc::ESPIPE, 0));
+            }
             off = -1;
             continue;
         }
@@ -562,6 +623,13 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
                 hints::add(fd, hints::NOWAIT_WRITE_REFUSED);
             }
             return Some(Issue::Punt);
+        }
+        if user_nowait && write && e.0 == libc::EOPNOTSUPP && file_stat(fd).is_some_and(|st| st.mode & libc::S_IFMT == libc::S_IFREG) {
+            // The program's own RWF_NOWAIT on a buffered write the file
+            // system cannot do without blocking (ext4's): pwritev2 says
+            // EOPNOTSUPP, the kernel's io_uring EAGAIN. (A file that takes
+            // no RWF_NOWAIT at all, a directory say, is EOPNOTSUPP in both.)
+            return Some(Issue::Done(if rw.done > 0 { rw.done as i32 } else { -libc::EAGAIN }, 0));
         }
     }
     finish_rw(rw, n, nonblock, fd, write)

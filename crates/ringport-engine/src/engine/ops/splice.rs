@@ -98,6 +98,25 @@ pub(crate) fn issue_splice(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
             libc::syscall(libc::SYS_splice, fd_in, p_in, fd_out, p_out, sp.len as usize, flags)
         }
     };
+    let mut res = if r < 0 { Errno::last().neg() } else { r as i32 };
+    if res == -libc::ESPIPE && !(readable(fd_in) && writable(fd_out)) {
+        // splice(2) looks at the offsets first; the kernel's io_uring
+        // checks the files' modes first.
+        res = -libc::EBADF;
+    }
     drop(input);
-    Issue::Done(if r < 0 { Errno::last().neg() } else { r as i32 }, 0)
+    Issue::Done(res, 0)
+}
+
+fn access_mode(fd: i32) -> i32 {
+    // SAFETY: F_GETFL only reads the file's status flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE }
+}
+
+fn readable(fd: i32) -> bool {
+    access_mode(fd) != libc::O_WRONLY
+}
+
+fn writable(fd: i32) -> bool {
+    access_mode(fd) != libc::O_RDONLY
 }

@@ -9,6 +9,9 @@ use crate::engine::{Ctx, Errno, Sqe};
 /// A prepared FSYNC.
 pub(crate) struct Fsync {
     datasync: bool,
+    /// The range starts below 0 (`sqe->off` as a signed offset): the
+    /// kernel's `vfs_fsync_range` refuses it.
+    negative: bool,
 }
 
 #[inline(always)]
@@ -20,7 +23,7 @@ pub(crate) fn prep_fsync(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
     if flags & !abi::IORING_FSYNC_DATASYNC != 0 {
         return Err(Errno(libc::EINVAL));
     }
-    Ok(OpData::Fsync(Fsync { datasync: flags & abi::IORING_FSYNC_DATASYNC != 0 }))
+    Ok(OpData::Fsync(Fsync { datasync: flags & abi::IORING_FSYNC_DATASYNC != 0, negative: (sqe.off() as i64) < 0 }))
 }
 
 /// Syncs the whole file. The kernel syncs `[off, off+len)`; a whole-file sync
@@ -32,6 +35,10 @@ pub(crate) fn issue_fsync(_ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     }
     let OpData::Fsync(f) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     let fd = req.file.raw();
+    // SAFETY: F_GETFD only checks that the fd is open.
+    if f.negative && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+        return Issue::Done(-libc::EINVAL, 0);
+    }
     // SAFETY: plain syscalls on an fd number; a bad fd gives EBADF.
     let r = unsafe { if f.datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } };
     Issue::Done(if r < 0 { Errno::last().neg() } else { 0 }, 0)

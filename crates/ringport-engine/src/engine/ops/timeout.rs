@@ -137,7 +137,7 @@ fn fire_link(ctx: &Arc<Ctx>, id: u64) {
 
 #[inline(always)]
 pub(crate) fn prep_timeout(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno> {
-    if sqe.buf_index() != 0 || sqe.len() != 1 || sqe.file_index() != 0 {
+    if sqe.addr3() != 0 || sqe.pad2() != 0 || sqe.buf_index() != 0 || sqe.len() != 1 || sqe.file_index() != 0 {
         return Err(Errno(libc::EINVAL));
     }
     let flags = sqe.op_flags();
@@ -161,7 +161,7 @@ pub(crate) fn prep_timeout_remove(_ctx: &Ctx, sqe: &Sqe) -> Result<OpData, Errno
     if sqe.flags() & abi::IOSQE_FIXED_FILE != 0 {
         return Err(Errno(libc::EINVAL));
     }
-    if sqe.buf_index() != 0 || sqe.len() != 0 || sqe.file_index() != 0 {
+    if sqe.addr3() != 0 || sqe.pad2() != 0 || sqe.buf_index() != 0 || sqe.len() != 0 || sqe.file_index() != 0 {
         return Err(Errno(libc::EINVAL));
     }
     let flags = sqe.op_flags();
@@ -228,7 +228,9 @@ fn fire(ctx: &Arc<Ctx>, id: u64) {
             p.repeats -= 1;
             p.repeats > 0
         };
-        if again {
+        // A full CQ ring ends it: the final -ETIME below (as the kernel's
+        // io_timeout_complete when io_req_post_cqe fails).
+        if again && ctx.cq_has_room() {
             let (ud, when) = (p.req.user_data, deadline(t.flags, t.sec, t.nsec, false));
             let next = timer::arm(ctx, when, fire);
             p.timer = next;
