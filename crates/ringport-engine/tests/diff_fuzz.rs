@@ -25,7 +25,10 @@
 //! buffer or are small.
 //!
 //! `RINGPORT_FUZZ_SEED` and `RINGPORT_FUZZ_RANDOM` (random cases, default
-//! 1500) change the random phase; `RINGPORT_FUZZ_OP=N` runs one opcode.
+//! 1500) change the random phase; `RINGPORT_FUZZ_OP=N` runs one opcode;
+//! `RINGPORT_FUZZ_THREADS` (default 6) sets the worker threads and
+//! `RINGPORT_FUZZ_VERBOSE=1` prints each case as it starts (to find one
+//! that crashes the process).
 
 mod common;
 use common::*;
