@@ -415,8 +415,9 @@ fn known(s: &Sym) -> Option<&'static str> {
     if s.opcode == op(o::IORING_OP_SENDMSG_ZC) && s.ioprio & 4 != 0 {
         return Some("SENDMSG_ZC with registered buffers (IORING_RECVSEND_FIXED_BUF, Linux 6.15) is not emulated (EINVAL)");
     }
-    if zc.contains(&s.opcode) && s.flags & abi::IOSQE_IO_DRAIN != 0 {
-        return Some("IO_DRAIN on a zero-copy send: the kernel posts no CQE within the test's wait, even after a cancel");
+    let never_ready = s.opcode == op(o::IORING_OP_POLL_ADD) && s.op_flags & libc::POLLIN as u32 == 0;
+    if (zc.contains(&s.opcode) || never_ready) && s.flags & abi::IOSQE_IO_DRAIN != 0 {
+        return Some("IO_DRAIN on a zero-copy send, or on a poll that never fires: the kernel posts no CQE within the test's wait, even after a cancel");
     }
     if s.opcode == op(o::IORING_OP_ACCEPT) && s.flags & (abi::IOSQE_IO_LINK | abi::IOSQE_IO_HARDLINK | abi::IOSQE_IO_DRAIN) != 0 {
         return Some("a cancelled accept that the kernel runs in its worker (a lone link head, a drain) ends with EINTR; ringport waits for it by poll and ends it with ECANCELED");

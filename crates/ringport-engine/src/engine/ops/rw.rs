@@ -22,6 +22,10 @@ const TASK_SIZE: u64 = (1 << 47) - 4096;
 /// The kernel's `RWF_SUPPORTED` (HIPRI, DSYNC, SYNC, NOWAIT, APPEND,
 /// NOAPPEND, ATOMIC, DONTCACHE, NOSIGNAL), as of Linux 6.18.
 const RWF_SUPPORTED: u32 = 0x1ff;
+/// RWF flags the kernel's io_uring accepts on any file and that a file
+/// without read_iter/write_iter never sees (DSYNC, SYNC, APPEND, NOAPPEND,
+/// NOSIGNAL).
+const LOOP_IGNORED: i32 = libc::RWF_DSYNC | libc::RWF_SYNC | libc::RWF_APPEND | 0x20 | 0x100;
 /// The kernel's `MAX_RW_COUNT`: one transfer is clamped to this.
 const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !4095;
 
@@ -595,6 +599,13 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
             off = -1;
             continue;
         }
+        if n < 0 && mode == Mode::Block && flags & libc::RWF_NOWAIT == 0 && flags != 0 && flags & !LOOP_IGNORED == 0 && Errno::last().0 == libc::EOPNOTSUPP {
+            // A file without read_iter/write_iter (a directory, some
+            // devices): preadv2/pwritev2 refuse any flag there, while the
+            // kernel's io_uring calls its read/write method and ignores them.
+            flags = 0;
+            continue;
+        }
         if n < 0 && mode == Mode::Block && nonblock && flags & libc::RWF_NOWAIT != 0 && Errno::last().0 == libc::EOPNOTSUPP {
             // In a worker, a file without RWF_NOWAIT support is simply
             // issued blocking.
@@ -603,6 +614,11 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
         }
         break n;
     };
+    if n < 0 && off < -1 && Errno::last().0 == libc::EINVAL && !opened_for(fd, write) {
+        // preadv2/pwritev2 refuse a negative position before they look at
+        // the file; the kernel's io_uring checks the file's mode first.
+        return Some(Issue::Done(-libc::EBADF, 0));
+    }
     if n < 0 {
         let e = Errno::last();
         if nonblock && e.0 == libc::EAGAIN && !completes_short(fd) && pollable(req.opcode) {
@@ -618,7 +634,10 @@ fn issue_rw_once(ctx: &Ctx, req: &mut Req, mode: Mode, write: bool) -> Option<Is
             let n = rw_syscall(write, fd, iov, off, flags);
             return finish_rw(rw, n, nonblock, fd, write);
         }
-        if nonblock && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
+        // Only an answer to ringport's own RWF_NOWAIT sends the request to a
+        // worker; a worker's call without it (a file that refused the flag)
+        // gives the final result.
+        if nonblock && flags & libc::RWF_NOWAIT != 0 && (e.0 == libc::EAGAIN || e.0 == libc::EOPNOTSUPP) {
             if write && e.0 == libc::EOPNOTSUPP && mode == Mode::NonBlock {
                 hints::add(fd, hints::NOWAIT_WRITE_REFUSED);
             }
