@@ -659,14 +659,13 @@ fn drain(fd: i32) -> String {
     let mut all = Vec::new();
     let mut b = [0u8; 4096];
     loop {
-        // SAFETY: b is a valid buffer; MSG_DONTWAIT-like via recv on
-        // sockets, and a poll check for pipes below.
+        // Only what is there now: a zero-timeout poll before each read.
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         if unsafe { libc::poll(&mut pfd, 1, 0) } != 1 || pfd.revents & libc::POLLIN == 0 {
             break;
         }
-        // SAFETY: as above.
+        // SAFETY: b is a valid buffer of b.len() bytes.
         let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
         if n <= 0 {
             break;
