@@ -217,6 +217,19 @@ pub struct FileStat {
     pub rdev: u64,
 }
 
+/// True when `fd` is an open file descriptor.
+pub(crate) fn fd_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only inspects the fd table.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+}
+
+/// True when `fd` is open, for writing (`write`) or for reading.
+pub(crate) fn opened_for(fd: i32, write: bool) -> bool {
+    // SAFETY: F_GETFL only reads the file's status flags.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_ACCMODE != if write { libc::O_RDONLY } else { libc::O_WRONLY }
+}
+
 /// The [`FileStat`] of `fd`, or None (not open).
 ///
 /// Asked with `statx` for the type and inode only. A `fstat` would also ask

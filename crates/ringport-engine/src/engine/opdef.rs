@@ -164,6 +164,11 @@ pub(crate) struct OpDef {
     pub may_block: bool,
     /// The op may be used on an IORING_SETUP_IOPOLL ring.
     pub iopoll: bool,
+    /// The kernel sets an error result without marking the request failed
+    /// (no `req_set_fail`): with CQE_SKIP_SUCCESS the error posts nothing,
+    /// and a link after it still runs. For an op that needs a file, a bad
+    /// fd is still a failure (the kernel's file lookup fails first).
+    pub errors_unmarked: bool,
     /// Validates the SQE into per-op data, written in place (no copy of
     /// the data through a return value on the hot path).
     pub prep: fn(&Ctx, &Sqe, &mut OpData) -> Result<(), Errno>,
@@ -215,6 +220,7 @@ const fn def(
         pollable: p.pollable,
         may_block: p.may_block,
         iopoll: p.iopoll,
+        errors_unmarked: false,
         prep,
         issue,
     })
@@ -273,6 +279,32 @@ const fn table() -> [Option<OpDef>; op::LAST as usize] {
     t[op::MSG_RING as usize] = def("MSG_RING", Props { file: true, ..PLAIN }, prep!(msg_ring::prep), msg_ring::issue);
     t[op::FTRUNCATE as usize] = def("FTRUNCATE", BLOCKING_FILE, prep!(truncate::prep_ftruncate), truncate::issue_ftruncate);
     net_entries(&mut t);
+    // The path, xattr and sync families, STATX, MADVISE and FTRUNCATE set
+    // their result without req_set_fail.
+    let unmarked = [
+        op::FSYNC,
+        op::SYNC_FILE_RANGE,
+        op::FALLOCATE,
+        op::FTRUNCATE,
+        op::STATX,
+        op::MADVISE,
+        op::RENAMEAT,
+        op::UNLINKAT,
+        op::MKDIRAT,
+        op::SYMLINKAT,
+        op::LINKAT,
+        op::FSETXATTR,
+        op::SETXATTR,
+        op::FGETXATTR,
+        op::GETXATTR,
+    ];
+    let mut i = 0;
+    while i < unmarked.len() {
+        if let Some(d) = &mut t[unmarked[i] as usize] {
+            d.errors_unmarked = true;
+        }
+        i += 1;
+    }
     t
 }
 
@@ -449,20 +481,8 @@ pub(crate) fn failed(req: &Req, res: i32) -> bool {
     if req.opcode == op::LINK_TIMEOUT {
         return false;
     }
-    // These set their result without marking the request failed in the
-    // kernel (no req_set_fail): with CQE_SKIP_SUCCESS an error posts
-    // nothing, and a link after one still runs. For those that need a file,
-    // a bad fd is still a failure: the kernel fails the file lookup before
-    // the op runs.
-    const UNMARKED_PATH: [u8; 9] =
-        [op::RENAMEAT, op::UNLINKAT, op::MKDIRAT, op::SYMLINKAT, op::LINKAT, op::SETXATTR, op::GETXATTR, op::STATX, op::MADVISE];
-    const UNMARKED_FILE: [u8; 6] =
-        [op::FSYNC, op::SYNC_FILE_RANGE, op::FALLOCATE, op::FTRUNCATE, op::FSETXATTR, op::FGETXATTR];
-    if UNMARKED_PATH.contains(&req.opcode) {
-        return false;
-    }
-    if UNMARKED_FILE.contains(&req.opcode) {
-        return res == -libc::EBADF;
+    if let Some(d) = lookup(req.opcode).filter(|d| d.errors_unmarked) {
+        return d.needs_file && res == -libc::EBADF;
     }
     match &req.data {
         OpData::Rw(rw) => res < 0 || res as u64 != rw.total,

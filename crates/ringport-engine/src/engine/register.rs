@@ -395,8 +395,7 @@ fn eventfd_register(ctx: &Ctx, arg: u64, async_only: bool) -> Result<i32, Errno>
     }
     // SAFETY: i32 is plain data.
     let fd: i32 = unsafe { uaccess::read_pod(arg)? };
-    // SAFETY: F_GETFD only inspects the fd table.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    if !crate::sys::fd_open(fd) {
         return Err(Errno(libc::EBADF));
     }
     if fd_link(fd).as_deref() != Some("anon_inode:[eventfd]") {

@@ -151,11 +151,9 @@ pub(crate) fn sync_cancel(ctx: &std::sync::Arc<Ctx>, arg: u64) -> Result<i32, Er
         return Err(Errno(libc::EINVAL));
     }
     let spec = Spec { flags: sc.flags, user_data: sc.addr, fd: sc.fd, opcode: sc.opcode };
-    if sc.flags & abi::IORING_ASYNC_CANCEL_FD != 0 && sc.flags & abi::IORING_ASYNC_CANCEL_FD_FIXED == 0 {
-        // SAFETY: F_GETFD only inspects the fd table.
-        if sc.fd < 0 || unsafe { libc::fcntl(sc.fd, libc::F_GETFD) } < 0 {
-            return Err(Errno(libc::EBADF));
-        }
+    let by_fd = sc.flags & abi::IORING_ASYNC_CANCEL_FD != 0 && sc.flags & abi::IORING_ASYNC_CANCEL_FD_FIXED == 0;
+    if by_fd && !crate::sys::fd_open(sc.fd) {
+        return Err(Errno(libc::EBADF));
     }
     let run = |ctx: &std::sync::Arc<Ctx>| {
         let r = cancel_locked(ctx, &spec);

@@ -56,9 +56,7 @@ pub(crate) fn issue(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     let OpData::MsgRing(m) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     let fd = req.file.raw();
     let Ok(target) = registry::lookup(fd) else {
-        // SAFETY: F_GETFD only asks whether the fd is open.
-        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
-        return Issue::Done(if open { -libc::EBADFD } else { -libc::EBADF }, 0);
+        return Issue::Done(if crate::sys::fd_open(fd) { -libc::EBADFD } else { -libc::EBADF }, 0);
     };
     let r = match m.cmd {
         msg::DATA => data(&target, m),

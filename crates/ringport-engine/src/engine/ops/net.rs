@@ -419,29 +419,30 @@ pub(crate) fn prep_send_zc(_ctx: &Ctx, sqe: &Sqe, out: &mut OpData) -> Result<()
         Ok(m) => (Kind::Msg(m), Ok(())),
         Err(e) => {
             // REPORT_USAGE takes effect once the flags passed their check.
-            let report = k::IORING_SEND_ZC_REPORT_USAGE as u16;
-            let valid = POLL_FIRST | k::IORING_RECVSEND_FIXED_BUF as u16 | report;
             let ioprio = sqe.ioprio();
-            (Kind::ZcFailed(ioprio & !valid == 0 && ioprio & report != 0), Err(e))
+            (Kind::ZcFailed(ioprio & !ZC_FLAGS == 0 && ioprio & ZC_REPORT != 0), Err(e))
         }
     };
     *out = OpData::Net(Box::new(Net { kind, cflags: 0, fail: false, notif: true }));
     r
 }
 
+/// IORING_SEND_ZC_REPORT_USAGE.
+const ZC_REPORT: u16 = k::IORING_SEND_ZC_REPORT_USAGE as u16;
+/// The ioprio flags a zero-copy send takes.
+const ZC_FLAGS: u16 = POLL_FIRST | k::IORING_RECVSEND_FIXED_BUF as u16 | ZC_REPORT;
+
 fn prep_zc_msg(sqe: &Sqe) -> Result<Msg, Errno> {
     let op = sqe.opcode();
-    let common = POLL_FIRST | k::IORING_RECVSEND_FIXED_BUF as u16;
-    let report = k::IORING_SEND_ZC_REPORT_USAGE as u16;
     let mut m = msg_base(Dir::Send, sqe);
-    if m.ioflags & !(common | report) != 0 {
+    if m.ioflags & !ZC_FLAGS != 0 {
         return err(libc::EINVAL);
     }
     let fixed = m.ioflags & k::IORING_RECVSEND_FIXED_BUF as u16 != 0;
     if op == code::SENDMSG_ZC && (sqe.off() != 0 || sqe.file_index() != 0 || fixed) {
         return err(libc::EINVAL);
     }
-    m.zc = Some(Zc { report: m.ioflags & report != 0, fixed: fixed.then(|| sqe.buf_index()) });
+    m.zc = Some(Zc { report: m.ioflags & ZC_REPORT != 0, fixed: fixed.then(|| sqe.buf_index()) });
     m.bgid = None;
     // MSG_ZEROCOPY is the kernel's own doing here; the copy never asks for it.
     m.msg_flags = (m.msg_flags | libc::MSG_NOSIGNAL) & !libc::MSG_ZEROCOPY;

@@ -37,8 +37,7 @@ pub(crate) fn issue(ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
             req.sqe_flags |= abi::IOSQE_FIXED_FILE;
             crate::engine::opdef::assign_file(ctx, req).is_ok()
         } else {
-            // SAFETY: F_GETFD only inspects the fd table.
-            req.fd >= 0 && unsafe { libc::fcntl(req.fd, libc::F_GETFD) } >= 0
+            crate::sys::fd_open(req.fd)
         };
         if !ok {
             req.file = File::None;

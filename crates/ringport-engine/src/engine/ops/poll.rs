@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 /// Bits the kernel always polls for (`IO_POLL_UNMASK`).
-const UNMASK: u32 = (libc::EPOLLERR | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 | 0x20 /* EPOLLNVAL */;
+const UNMASK: u32 = (libc::EPOLLERR | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 | libc::POLLNVAL as u32;
 
 /// A prepared POLL_ADD.
 pub(crate) struct PollAdd {
@@ -122,7 +122,7 @@ pub(crate) fn issue_poll_add(_ctx: &Ctx, req: &mut Req, _mode: Mode) -> Issue {
     let OpData::PollAdd(p) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     if !p.multishot {
         let mut mask = poll_now(req.file.raw(), p.events);
-        if mask & 0x20 != 0 {
+        if mask & libc::POLLNVAL as u32 != 0 {
             // POLLNVAL: no such file (the kernel fails the lookup).
             return Issue::Done(-libc::EBADF, 0);
         }

@@ -14,7 +14,7 @@
 use crate::abi;
 use crate::engine::opdef::{Issue, Mode, OpData, Req};
 use crate::engine::{uaccess, Ctx, Errno, Sqe};
-use crate::sys::file_stat;
+use crate::sys::{fd_open, file_stat, opened_for};
 
 /// Highest user address + 1 (x86_64 and aarch64 with 48-bit VAs): the
 /// kernel's `access_ok` bound. Buffers beyond it fail at prep with EFAULT.
@@ -25,7 +25,9 @@ const RWF_SUPPORTED: u32 = 0x1ff;
 /// RWF flags the kernel's io_uring accepts on any file and that a file
 /// without read_iter/write_iter never sees (DSYNC, SYNC, APPEND, NOAPPEND,
 /// NOSIGNAL).
-const LOOP_IGNORED: i32 = libc::RWF_DSYNC | libc::RWF_SYNC | libc::RWF_APPEND | 0x20 | 0x100;
+const LOOP_IGNORED: i32 = libc::RWF_DSYNC | libc::RWF_SYNC | libc::RWF_APPEND | libc::RWF_NOAPPEND | RWF_NOSIGNAL;
+/// `RWF_NOSIGNAL` (Linux 6.18; not in libc).
+const RWF_NOSIGNAL: i32 = 0x100;
 /// The kernel's `MAX_RW_COUNT`: one transfer is clamped to this.
 const MAX_RW_COUNT: u64 = (i32::MAX as u64) & !4095;
 
@@ -351,18 +353,6 @@ fn iopoll_refuses(fd: i32, write: bool) -> Option<i32> {
         PollDev::NoQueues if write && !blockdev => None,
         _ => Some(-libc::EOPNOTSUPP),
     }
-}
-
-fn fd_open(fd: i32) -> bool {
-    // SAFETY: F_GETFD only inspects the fd table.
-    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
-}
-
-/// True when `fd` is open for writing (`write`) or reading.
-fn opened_for(fd: i32, write: bool) -> bool {
-    // SAFETY: F_GETFL only reads the file's status flags.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    fl >= 0 && fl & libc::O_ACCMODE != if write { libc::O_RDONLY } else { libc::O_WRONLY }
 }
 
 /// True for files whose short transfers the kernel completes (regular files

@@ -12,6 +12,7 @@
 use crate::abi;
 use crate::engine::opdef::{Issue, Mode, OpData, Req};
 use crate::engine::{Ctx, Errno, Sqe};
+use crate::sys::{fd_open, opened_for};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
@@ -71,8 +72,7 @@ pub(crate) fn issue_splice(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
             None => return Issue::Done(-libc::EBADF, 0),
         }
     } else {
-        // SAFETY: F_GETFD only inspects the fd table.
-        if sp.fd_in < 0 || unsafe { libc::fcntl(sp.fd_in, libc::F_GETFD) } < 0 {
+        if !fd_open(sp.fd_in) {
             return Issue::Done(-libc::EBADF, 0);
         }
         In::Raw(sp.fd_in)
@@ -99,24 +99,11 @@ pub(crate) fn issue_splice(ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
         }
     };
     let mut res = if r < 0 { Errno::last().neg() } else { r as i32 };
-    if res == -libc::ESPIPE && !(readable(fd_in) && writable(fd_out)) {
+    if res == -libc::ESPIPE && !(opened_for(fd_in, false) && opened_for(fd_out, true)) {
         // splice(2) looks at the offsets first; the kernel's io_uring
         // checks the files' modes first.
         res = -libc::EBADF;
     }
     drop(input);
     Issue::Done(res, 0)
-}
-
-fn access_mode(fd: i32) -> i32 {
-    // SAFETY: F_GETFL only reads the file's status flags.
-    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE }
-}
-
-fn readable(fd: i32) -> bool {
-    access_mode(fd) != libc::O_WRONLY
-}
-
-fn writable(fd: i32) -> bool {
-    access_mode(fd) != libc::O_RDONLY
 }

@@ -35,8 +35,7 @@ pub(crate) fn issue_fsync(_ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     }
     let OpData::Fsync(f) = &req.data else { return Issue::Done(-libc::EINVAL, 0) };
     let fd = req.file.raw();
-    // SAFETY: F_GETFD only checks that the fd is open.
-    if f.negative && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+    if f.negative && crate::sys::fd_open(fd) {
         return Issue::Done(-libc::EINVAL, 0);
     }
     // SAFETY: plain syscalls on an fd number; a bad fd gives EBADF.

@@ -31,8 +31,7 @@ pub(crate) fn issue_ftruncate(_ctx: &Ctx, req: &mut Req, mode: Mode) -> Issue {
     let fd = req.file.raw();
     // The kernel has the file before it looks at the length; the system
     // call checks the length first.
-    // SAFETY: F_GETFD only inspects the fd table.
-    if t.len < 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    if t.len < 0 && !crate::sys::fd_open(fd) {
         return Issue::Done(-libc::EBADF, 0);
     }
     // SAFETY: a plain syscall on an fd number.
