@@ -855,6 +855,30 @@ fn fs_chains_after_writes_to_one_file() {
     });
 }
 
+/// Two requests punted in one submit while one worker is idle: a SPLICE
+/// from an empty pipe (it blocks in its worker) and an FSYNC. The FSYNC
+/// completes while the splice waits (each got a worker of its own; before,
+/// both were handed to the one idle worker, which ran the splice and left
+/// the FSYNC queued behind it until the pipe had data).
+#[test]
+fn fs_blocked_worker_holds_nothing_back() {
+    diff("fs_blocked_worker_holds_nothing_back", |b, t| {
+        let Some(r) = ring(b, t, 8, 0) else { return };
+        let f = TempFile::new("blockedwq", b"", libc::O_RDWR);
+        let g = TempFile::new("blockedwq-fsync", b"x", libc::O_RDWR);
+        let p = Pipe::new(0);
+        // A worker that has just gone idle.
+        t.rec("warm-up FSYNC", r.one_short(&Sqe::fsync(g.fd, 0, 1)));
+        std::thread::sleep(Duration::from_millis(50));
+        r.push_all(&[splice(p.r, -1, f.fd, 0, 16, 0, 2), Sqe::fsync(g.fd, 0, 3)]);
+        t.rec("submitted", res(r.submit(2)));
+        t.rec("while the pipe is empty", shorts(&r.wait_cqes(1, Duration::from_secs(5))));
+        write_fd(p.w, b"hello");
+        t.rec("after a write to the pipe", shorts(&r.wait_cqes(1, Duration::from_secs(5))));
+        t.rec("file", f.contents());
+    });
+}
+
 fn tee(fd_in: i32, fd_out: i32, len: u32, flags: u32, user_data: u64) -> Sqe {
     Sqe { opcode: op::TEE, ..splice(fd_in, 0, fd_out, 0, len, flags, user_data) }
 }

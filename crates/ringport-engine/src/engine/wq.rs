@@ -64,8 +64,8 @@ pub(crate) fn release_hash(chain_goes_on: bool) {
     if hash != 0 {
         let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
         st.busy.retain(|&h| h != hash);
-        if chain_goes_on && st.queue.iter().any(|w| w.hash == hash) && st.idle > 0 {
-            POOL.get().cv.notify_one();
+        if chain_goes_on && st.queue.iter().any(|w| w.hash == hash) {
+            wake_idle(&mut st);
         }
     }
 }
@@ -115,7 +115,14 @@ struct State {
     queue: VecDeque<Work>,
     /// Hashes of the writes workers are running.
     busy: Vec<u64>,
+    /// Workers asleep on the condition variable.
     idle: usize,
+    /// Of those, how many a notification has already claimed (woken for
+    /// work queued since; not yet back under the lock). An idle worker is
+    /// claimed once: two requests punted before it wakes get two workers,
+    /// so that one blocking for long (a splice from an empty pipe) does
+    /// not hold the other back.
+    woken: usize,
     workers: usize,
     /// What each worker is running, by worker id.
     running: Option<HashMap<u64, Running>>,
@@ -129,7 +136,15 @@ pub(crate) struct Pool {
 
 /// The process's pool (started afresh in a fork child).
 pub(crate) static POOL: super::global::Global<Pool> = super::global::Global::new(|| Pool {
-    state: Mutex::new(State { queue: VecDeque::new(), busy: Vec::new(), idle: 0, workers: 0, running: None, next_worker: 0 }),
+    state: Mutex::new(State {
+        queue: VecDeque::new(),
+        busy: Vec::new(),
+        idle: 0,
+        woken: 0,
+        workers: 0,
+        running: None,
+        next_worker: 0,
+    }),
     cv: Condvar::new(),
 });
 
@@ -149,8 +164,7 @@ pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
     if FINISHING.load(std::sync::atomic::Ordering::Acquire) >= st.queue.len() {
         return;
     }
-    if st.idle > 0 {
-        POOL.get().cv.notify_one();
+    if wake_idle(&mut st) {
         return;
     }
     if st.workers < MAX_WORKERS {
@@ -394,11 +408,25 @@ fn worker() {
         let (g, timeout) = POOL.get().cv.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
         st = g;
         st.idle -= 1;
+        // Woken, timed out or spurious: either way this worker looks at the
+        // queue now, which is what a claim asked of it.
+        st.woken = st.woken.saturating_sub(1);
         if timeout.timed_out() && st.queue.is_empty() {
             st.workers -= 1;
             return;
         }
     }
+}
+
+/// Wakes an idle worker no earlier notification has claimed yet. False
+/// when there is none.
+fn wake_idle(st: &mut State) -> bool {
+    if st.idle <= st.woken {
+        return false;
+    }
+    st.woken += 1;
+    POOL.get().cv.notify_one();
+    true
 }
 
 /// The first queued work that may run now (not a write to a file another
