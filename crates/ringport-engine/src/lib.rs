@@ -27,6 +27,7 @@
 
 pub use ringport_abi as abi;
 mod api;
+mod chaos;
 mod engine;
 pub mod rawsys;
 pub mod sys;

@@ -409,6 +409,43 @@ scenario!(accept_before_connect, |ring, c| {
     got
 });
 
+// An accept waiting on a blocking listener, a connection (the reactor
+// retries that accept), and at once a second accept issued inline: two
+// threads accept on one listener at the same time. Each makes the listener
+// non-blocking for its call; one ending the other's window made the other's
+// accept block, holding the ring's submit lock (liburing's `accept` test
+// hung this way, about one run in a hundred beside other work). 3000
+// rounds, each must give two new fds; a hang aborts the test. The window is
+// too narrow to hit in a plain build; built with the `chaos` feature (as
+// `scripts/test.sh` also runs it), the old code hung in every run.
+scenario!(accept_inline_beside_a_reactor_retry, |ring, c| {
+    common::watchdog("accept_inline_beside_a_reactor_retry", Duration::from_secs(60), || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let accept = |ud: u64| {
+            c::opcode::Accept::new(c::types::Fd(l.as_raw_fd()), core::ptr::null_mut(), core::ptr::null_mut())
+                .build()
+                .user_data(ud)
+        };
+        let mut bad: Cqes = Vec::new();
+        for _ in 0..3000 {
+            push!(ring, accept(1));
+            ring.submit().unwrap();
+            let _c1 = std::net::TcpStream::connect(addr).unwrap();
+            push!(ring, accept(2));
+            ring.submit().unwrap();
+            let _c2 = std::net::TcpStream::connect(addr).unwrap();
+            let mut two: Cqes = fds(reap!(ring, 2), &[1, 2]).into_iter().map(|(u, r, _)| (u, r, 0)).collect();
+            two.sort();
+            if two != [(1, FD, 0), (2, FD, 0)] {
+                bad = two;
+                break;
+            }
+        }
+        bad
+    })
+});
+
 scenario!(accept_flags_nonblock_cloexec, |ring, c| {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

@@ -139,6 +139,7 @@ impl Ctx {
             let _st = self.submit.lock().unwrap_or_else(|e| e.into_inner());
             self.sleepers()
         };
+        crate::chaos::point();
         self.notify(sleepers);
     }
 
@@ -155,6 +156,7 @@ impl Ctx {
             let mut st = self.lock_submit();
             self.post_locked_batch(&mut st.cq, cqes)
         };
+        crate::chaos::point();
         self.notify(sleepers);
         self.after_post();
     }

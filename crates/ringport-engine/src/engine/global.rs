@@ -84,6 +84,7 @@ extern "C" fn fork_child() {
     super::reactor::REACTOR.reset();
     super::aio::AIO.reset();
     super::par::HELPER.reset();
+    super::ops::net::NONBLOCKING.reset();
     // The forking thread goes on in the child with a new thread id.
     super::TID.with(|t| t.set(0));
 }

@@ -139,6 +139,7 @@ impl RingPoller {
             w.harvesters -= 1;
             w.harvesters == 0
         };
+        crate::chaos::point();
         if last {
             // Not under the watch lock (arming takes the poll table's lock,
             // then the watch's). A harvester that joins meanwhile may take
@@ -180,6 +181,7 @@ impl RingPoller {
                 w.reactor = false;
             }
         }
+        crate::chaos::point();
         self.pending.store(true, Ordering::Release);
         if let Some(ctx) = ctx.upgrade() {
             ctx.wake_submitter();
@@ -404,6 +406,7 @@ pub(crate) fn add(ctx: &Arc<Ctx>, key: u64, fd: i32, events: u32, ready: Ready) 
         r.owners.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         return Err(e);
     }
+    crate::chaos::point();
     p.armed.fetch_add(1, Ordering::AcqRel);
     ctx.flag_taskrun_ahead();
     let mut w = p.watch.lock().unwrap_or_else(|e| e.into_inner());
@@ -521,6 +524,7 @@ fn run(r: &'static Reactor) {
 /// harvesting waiter's).
 fn dispatch(r: &Reactor, key: u64, revents: u32) {
     let owner = r.owners.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    crate::chaos::point();
     match owner {
         Some(Owner::Ring(ctx, ready)) => {
             if let Some(ctx) = ctx.upgrade() {

@@ -414,6 +414,7 @@ pub(crate) fn complete_elsewhere(ctx: &Arc<Ctx>, mut req: Box<Req>, res: i32) {
     let before = chain_len(&req);
     let next = finish(ctx, &mut req, res, 0, &mut out, None);
     let left = next.as_deref().map_or(0, chain_len);
+    crate::chaos::point();
     ctx.post(&out);
     // Done for IO_DRAIN only once its CQE is out.
     ctx.drain.done_async.fetch_add(before - left, Ordering::AcqRel);
@@ -462,6 +463,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         if next.is_none() {
             wq::about_to_finish();
         }
+        crate::chaos::point();
         ctx.post(&out);
         wq::release_hash(next.is_some());
         out.clear();

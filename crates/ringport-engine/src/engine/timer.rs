@@ -120,6 +120,7 @@ fn run(t: &'static Timers) {
             st.heap.peek().map(|Reverse((d, _))| *d)
         };
         for (e, id) in due {
+            crate::chaos::point();
             if let Some(ctx) = e.ctx.upgrade() {
                 (e.fire)(&ctx, id);
             }

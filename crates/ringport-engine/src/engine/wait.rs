@@ -258,6 +258,7 @@ impl Ctx {
                 return Ok(());
             }
             let until = sliced(self, deadline);
+            crate::chaos::point();
             let r = futex_wait_until(&self.cq_seq, seq, &until);
             self.wait_unregister(false);
             match r {
@@ -315,6 +316,7 @@ impl Ctx {
             };
             let maskp = mask.map_or(core::ptr::null(), |m| m as *const libc::sigset_t);
             let mut got = 0;
+            crate::chaos::point();
             let err = match poller {
                 Some(p) => match p.sleep(efd, direct_list(self, &mut direct), Some(&rel), mask, &mut events) {
                     Ok(n) => {
@@ -340,6 +342,7 @@ impl Ctx {
             // Unregistered first: completions we run ourselves need no
             // eventfd write to wake us.
             self.wait_unregister(true);
+            crate::chaos::point();
             if let (Some(p), 1..) = (poller, got) {
                 p.run(&events, got);
             }

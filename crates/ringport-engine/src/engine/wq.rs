@@ -153,6 +153,7 @@ pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
     super::ops::timeout::arm_link_timeout(&ctx, &mut req);
     let hash = write_hash(&ctx, &req);
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+    crate::chaos::point();
     st.queue.push_back(Work { ctx, req, hash });
     // The worker writing this file runs it next (it looks at the queue
     // again, under this lock, once done).
@@ -395,6 +396,7 @@ fn worker() {
     loop {
         if let Some(w) = take_runnable(&mut st) {
             drop(st);
+            crate::chaos::point();
             HASH.with(|h| h.set(w.hash));
             run(w);
             release_hash(false);

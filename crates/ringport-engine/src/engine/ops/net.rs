@@ -652,29 +652,66 @@ fn queued(fd: i32, inq: Inq) -> bool {
     inq == Inq::Tcp && super::poll::poll_now(fd, libc::POLLRDHUP as u32) & libc::POLLRDHUP as u32 != 0
 }
 
+/// The sockets ringport has made non-blocking for a call of its own, by
+/// identity (device, inode), with how many such calls are in progress.
+/// Threads that call on one socket at once (the submitter's inline accept
+/// and the reactor's retry of another accept on the same listener) share
+/// the window: the first sets O_NONBLOCK, the last clears it. Each clearing
+/// it on its own would end another thread's window while its call runs:
+/// that accept then blocked, holding its ring's submit lock, and the
+/// reactor thread waited for that lock.
+pub(crate) static NONBLOCKING: crate::engine::global::Global<std::sync::Mutex<Vec<(u64, u64, u32)>>> =
+    crate::engine::global::Global::new(|| std::sync::Mutex::new(Vec::new()));
+
 /// Runs `f` with `fd`'s file non-blocking (the flag is set for the call
-/// only, when the program has not set it itself).
+/// only, when the program has not set it itself; see [`NONBLOCKING`]).
 fn nonblocking(fd: i32, f: impl FnOnce() -> isize) -> Result<isize, Errno> {
-    // SAFETY: F_GETFL only reads the file's status flags.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if fl < 0 {
-        return Err(Errno::last());
+    let result = |r: isize, e: Errno| if r < 0 { Err(e) } else { Ok(r) };
+    let Some(st) = crate::sys::file_stat(fd) else { return Err(Errno::last()) };
+    let key = (st.dev, st.ino);
+    let table = NONBLOCKING.get();
+    {
+        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+        match t.iter_mut().find(|e| (e.0, e.1) == key) {
+            Some(e) => e.2 += 1,
+            None => {
+                // SAFETY: F_GETFL only reads the file's status flags.
+                let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                if fl < 0 {
+                    return Err(Errno::last());
+                }
+                if fl & libc::O_NONBLOCK != 0 {
+                    // The program's own flag: nothing to set or clear.
+                    drop(t);
+                    crate::chaos::point();
+                    let r = f();
+                    return result(r, Errno::last());
+                }
+                // SAFETY: sets the file's status flags; cleared below.
+                unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
+                t.push((key.0, key.1, 1));
+            }
+        }
     }
-    if fl & libc::O_NONBLOCK != 0 {
-        let r = f();
-        return if r < 0 { Err(Errno::last()) } else { Ok(r) };
-    }
-    // SAFETY: sets the file's status flags; restored below.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
+    crate::chaos::point();
     let r = f();
     let e = Errno::last();
-    // SAFETY: restores the flags read above.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
-    if r < 0 {
-        Err(e)
-    } else {
-        Ok(r)
+    let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = t.iter().position(|e| (e.0, e.1) == key) {
+        t[i].2 -= 1;
+        if t[i].2 == 0 {
+            t.swap_remove(i);
+            // SAFETY: F_GETFL/F_SETFL on an open fd; only O_NONBLOCK is
+            // cleared (another flag the program changed meanwhile stays).
+            unsafe {
+                let now = libc::fcntl(fd, libc::F_GETFL);
+                if now >= 0 {
+                    libc::fcntl(fd, libc::F_SETFL, now & !libc::O_NONBLOCK);
+                }
+            }
+        }
     }
+    result(r, e)
 }
 
 /// Puts a new file (`raw`, which this takes over) in the registered file

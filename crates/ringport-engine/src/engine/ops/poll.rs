@@ -177,6 +177,7 @@ fn arm_key(ctx: &Arc<Ctx>, req: Box<Req>, events: u32, kind: Kind) -> Result<(),
         Err(e) => return Err((req, e)),
     };
     let key = reactor::new_key();
+    crate::chaos::point();
     let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = reactor::add(ctx, key, fd.as_raw_fd(), events, ready) {
         return Err((req, e));
@@ -231,6 +232,7 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     }
     let Some(a) = table.armed.remove(&key) else { return };
     drop(table);
+    crate::chaos::point();
     // The registration was one-shot: it cannot fire again, so it is taken
     // down after the completion. (Left in place, disabled, it would stay on
     // the file's wait queue and slow every later wake-up and EPOLL_CTL_ADD.)
