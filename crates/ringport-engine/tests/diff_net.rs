@@ -446,6 +446,51 @@ scenario!(accept_inline_beside_a_reactor_retry, |ring, c| {
     })
 });
 
+// A cancel that arrives while a waiting accept is being retried. Each round:
+// an accept waits on a listener, a client connects, this thread takes the
+// connection itself (so the retry finds nothing and waits again) and
+// cancels the accept at once. The kernel either cancels it (-ECANCELED,
+// cancel 0) or the accept got the connection first (an fd, cancel
+// -ENOENT); a cancel must never miss a request that then goes on waiting.
+// Before, a retry took the request out of the poll table, and a cancel in
+// that window answered -ENOENT while the accept was armed again: the test
+// hung within 1000 rounds. ringport's retry runs on another thread, so a
+// cancel can also land during its accept call: cancel 0 and an fd, which
+// the kernel gives only to a cancel from another task; allowed here.
+scenario!(cancel_during_an_accept_retry, |ring, c| {
+    common::watchdog("cancel_during_an_accept_retry", Duration::from_secs(60), || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // So that this thread's own accept never blocks.
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut bad: Cqes = Vec::new();
+        for _ in 0..1000 {
+            let accept = c::opcode::Accept::new(c::types::Fd(l.as_raw_fd()), core::ptr::null_mut(), core::ptr::null_mut());
+            push!(ring, accept.build().user_data(1));
+            ring.submit().unwrap();
+            let _c = std::net::TcpStream::connect(addr).unwrap();
+            // SAFETY: accept4 on our listener; a new fd, closed below.
+            let stolen = unsafe { libc::accept4(l.as_raw_fd(), core::ptr::null_mut(), core::ptr::null_mut(), libc::SOCK_NONBLOCK) };
+            push!(ring, c::opcode::AsyncCancel::new(1).build().user_data(2));
+            let mut two = fds(reap!(ring, 2), &[1]);
+            if stolen >= 0 {
+                // SAFETY: closing the fd accept4 just gave us.
+                unsafe { libc::close(stolen) };
+            }
+            two.sort();
+            let ok = matches!(
+                two.as_slice(),
+                [(1, r1, _), (2, r2, _)] if (*r1 == -libc::ECANCELED && *r2 == 0) || (*r1 == FD && (*r2 == -libc::ENOENT || *r2 == 0))
+            );
+            if !ok {
+                bad = two;
+                break;
+            }
+        }
+        bad
+    })
+});
+
 scenario!(accept_flags_nonblock_cloexec, |ring, c| {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let _s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

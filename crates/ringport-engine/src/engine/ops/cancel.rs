@@ -117,13 +117,18 @@ pub(crate) fn cancel(ctx: &Ctx, spec: &Spec) -> i32 {
     if all || victims.is_empty() {
         victims.extend(super::poll::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
     }
-    if (all || victims.is_empty()) && spec.flags & abi::IORING_ASYNC_CANCEL_FD == 0 {
+    // Passing through a retry: marked, completed by the retry.
+    let mut retrying = 0;
+    if all || victims.is_empty() {
+        retrying = super::poll::cancel_retrying(ctx, spec, if all { usize::MAX } else { 1 });
+    }
+    if (all || victims.is_empty() && retrying == 0) && spec.flags & abi::IORING_ASYNC_CANCEL_FD == 0 {
         victims.extend(super::timeout::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
     }
-    if all || victims.is_empty() {
+    if all || victims.is_empty() && retrying == 0 {
         running = wq::interrupt_running(ctx, spec, all);
     }
-    let found = victims.len();
+    let found = victims.len() + retrying;
     for v in victims {
         ctx.defer_completion(v, -libc::ECANCELED);
     }

@@ -57,6 +57,18 @@ struct Armed {
 #[derive(Default)]
 pub(crate) struct Table {
     armed: HashMap<u64, Armed>,
+    /// Reads and writes taken out of `armed` to be retried (their file
+    /// became ready), by their old key: what a cancel matches on, and
+    /// whether one came meanwhile. Kept until the retry has completed the
+    /// request or armed it again (under this table's lock), so a cancel
+    /// never misses a request that is only passing through a retry.
+    retrying: HashMap<u64, (super::cancel::Ident, bool)>,
+}
+
+std::thread_local! {
+    /// The old key of the retry this thread is arming again (0: none); see
+    /// [`arm_key`].
+    static REARMING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 #[inline(always)]
@@ -179,6 +191,10 @@ fn arm_key(ctx: &Arc<Ctx>, req: Box<Req>, events: u32, kind: Kind) -> Result<(),
     let key = reactor::new_key();
     crate::chaos::point();
     let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let old = REARMING.with(|k| k.replace(0));
+    if old != 0 && table.retrying.remove(&old).is_some_and(|(_, cancelled)| cancelled) {
+        return Err((req, Errno(libc::ECANCELED)));
+    }
     if let Err(e) = reactor::add(ctx, key, fd.as_raw_fd(), events, ready) {
         return Err((req, e));
     }
@@ -231,6 +247,9 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
         return;
     }
     let Some(a) = table.armed.remove(&key) else { return };
+    if matches!(a.kind, Kind::Retry) {
+        table.retrying.insert(key, (super::cancel::Ident::of(&a.req), false));
+    }
     drop(table);
     crate::chaos::point();
     // The registration was one-shot: it cannot fire again, so it is taken
@@ -239,19 +258,67 @@ fn ready(ctx: &Arc<Ctx>, key: u64, revents: u32) {
     let (fd, registered) = (a.fd, a.registered);
     match a.kind {
         Kind::Poll => submit::complete_elsewhere(ctx, a.req, mask as i32),
-        Kind::Retry => retry(ctx, a.req),
+        Kind::Retry => retry(ctx, key, a.req),
     }
     reactor::remove(ctx, key, fd.as_raw_fd(), registered);
     drop(fd);
 }
 
-/// Retries a read or write now that its file is ready.
-fn retry(ctx: &Arc<Ctx>, mut req: Box<Req>) {
-    match opdef::issue(ctx, &mut req, Mode::NonBlock) {
-        Issue::Done(res, _) => submit::complete_elsewhere(ctx, req, res),
-        Issue::Park => opdef::park(ctx, req),
-        Issue::Punt => crate::engine::wq::punt(ctx.clone(), req),
+/// Retries a read or write (armed under `key`) now that its file is ready.
+/// A cancel that matched it meanwhile (see [`Table::retrying`]) is
+/// honoured before the call, or after it if the request would wait again:
+/// -ECANCELED, as the kernel's poll, still hashed for cancellation, is
+/// cancelled before its retry. (A cancel that lands during the call itself
+/// answers 0 while the request completes with its result, which the kernel
+/// shows only when the cancel comes from another task.)
+fn retry(ctx: &Arc<Ctx>, key: u64, mut req: Box<Req>) {
+    let cancelled = ctx.polls.lock().unwrap_or_else(|e| e.into_inner()).retrying.get(&key).is_some_and(|e| e.1);
+    if cancelled {
+        end_retry(ctx, key);
+        submit::complete_elsewhere(ctx, req, -libc::ECANCELED);
+        return;
     }
+    let outcome = opdef::issue(ctx, &mut req, Mode::NonBlock);
+    if let Issue::Park = outcome {
+        // Armed again under the table's lock, which also looks at (and
+        // ends) the retry's entry; a park that does not arm a poll (Linux
+        // AIO) leaves it to the check below.
+        REARMING.with(|k| k.set(key));
+        opdef::park(ctx, req);
+        if REARMING.with(|k| k.replace(0)) != 0 {
+            end_retry(ctx, key);
+        }
+        return;
+    }
+    let cancelled = end_retry(ctx, key);
+    match outcome {
+        Issue::Done(res, _) => submit::complete_elsewhere(ctx, req, res),
+        Issue::Punt if cancelled => submit::complete_elsewhere(ctx, req, -libc::ECANCELED),
+        _ => crate::engine::wq::punt(ctx.clone(), req),
+    }
+}
+
+/// Ends a retry's entry; true when a cancel came during it.
+fn end_retry(ctx: &Ctx, key: u64) -> bool {
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    table.retrying.remove(&key).is_some_and(|(_, cancelled)| cancelled)
+}
+
+/// Marks up to `max` requests that `spec` matches and that are being
+/// retried as cancelled (their retry completes them). Returns how many.
+pub(crate) fn cancel_retrying(ctx: &Ctx, spec: &super::cancel::Spec, max: usize) -> usize {
+    let mut table = ctx.polls.lock().unwrap_or_else(|e| e.into_inner());
+    let mut n = 0;
+    for (id, cancelled) in table.retrying.values_mut() {
+        if n == max {
+            break;
+        }
+        if !*cancelled && spec.matches(id) {
+            *cancelled = true;
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Fills `out` with the ring's armed registrations if there are few enough
