@@ -21,7 +21,8 @@ cargo build --workspace --release --all-targets
 cargo test --workspace --release
 # Races whose window a plain build almost never hits, under the engine's
 # schedule perturbation (crates/ringport-engine/src/chaos.rs).
-cargo test --release -p ringport-engine --features chaos --test diff_net accept_inline_beside_a_reactor_retry
+cargo test --release -p ringport-engine --features chaos --test diff_net --test diff_fs -- \
+  accept_inline_beside_a_reactor_retry cancel_during_an_accept_retry fs_cancel_finds_work_a_worker_just_took
 
 # aarch64: the engine and the interception library compile for it (their
 # inline assembly included; nothing runs). The target's standard library

@@ -430,10 +430,12 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
     let mut out = Vec::new();
     loop {
         let before = chain_len(&req);
+        // Recorded once for all its attempts: a cancel between two attempts
+        // still finds it.
+        wq::set_running(ctx, &req);
         let outcome = loop {
-            wq::set_running(ctx, &req);
             let outcome = issue_once(ctx, &mut req, Mode::Block);
-            let cancelled = wq::clear_running();
+            let cancelled = wq::running_cancelled();
             // EINTR without a cancel: the interrupt was meant for this
             // worker's previous request; the call had no effect, so again.
             if !cancelled && matches!(outcome, Outcome::Done(r, _) if r == -libc::EINTR) {
@@ -448,6 +450,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             }
             break outcome;
         };
+        wq::clear_running();
         let (res, flags) = match outcome {
             Outcome::Done(res, flags) => (res, flags),
             Outcome::Park => {

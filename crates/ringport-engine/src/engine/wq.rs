@@ -195,22 +195,41 @@ pub(crate) fn current_is_worker() -> bool {
     WORKER.with(|w| w.get().is_some())
 }
 
+/// Records in `st` that worker `id` runs `req` of `ctx` (for cancellation);
+/// a record of the same request already there (made when the worker took
+/// it off the queue) is kept, with any cancel that marked it since.
+fn record_running(st: &mut State, id: u64, ctx: &Ctx, req: &Req) {
+    let (ctx, ident) = (ctx as *const Ctx as usize, Ident::of(req));
+    let running = st.running.get_or_insert_with(HashMap::new);
+    if running.get(&id).is_some_and(|r| r.ctx == ctx && r.ident.same_request(&ident)) {
+        return;
+    }
+    // SAFETY: pthread_self has no preconditions.
+    let thread = unsafe { libc::pthread_self() };
+    running.insert(id, Running { ctx, ident, thread, cancelled: false });
+}
+
 /// Records that this worker now runs `req` of `ctx` (for cancellation).
 pub(crate) fn set_running(ctx: &Ctx, req: &Req) {
     let Some(id) = WORKER.with(|w| w.get()) else { return };
-    // SAFETY: pthread_self has no preconditions.
-    let thread = unsafe { libc::pthread_self() };
-    let run = Running { ctx: ctx as *const Ctx as usize, ident: Ident::of(req), thread, cancelled: false };
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    st.running.get_or_insert_with(HashMap::new).insert(id, run);
+    record_running(&mut st, id, ctx, req);
 }
 
-/// Records that this worker runs nothing. Returns whether its request was
-/// cancelled while it ran.
-pub(crate) fn clear_running() -> bool {
+/// Whether a cancel has marked the request this worker runs.
+pub(crate) fn running_cancelled() -> bool {
     let Some(id) = WORKER.with(|w| w.get()) else { return false };
+    let st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
+    st.running.as_ref().and_then(|r| r.get(&id)).is_some_and(|r| r.cancelled)
+}
+
+/// Records that this worker runs nothing.
+pub(crate) fn clear_running() {
+    let Some(id) = WORKER.with(|w| w.get()) else { return };
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    st.running.as_mut().and_then(|r| r.remove(&id)).is_some_and(|r| r.cancelled)
+    if let Some(r) = st.running.as_mut() {
+        r.remove(&id);
+    }
 }
 
 /// The signal that interrupts a worker's blocking call.
@@ -395,6 +414,9 @@ fn worker() {
     WORKER.with(|w| w.set(Some(id)));
     loop {
         if let Some(w) = take_runnable(&mut st) {
+            // Running from the moment it leaves the queue, under the same
+            // lock: a cancel in between would find it in neither place.
+            record_running(&mut st, id, &w.ctx, &w.req);
             drop(st);
             crate::chaos::point();
             HASH.with(|h| h.set(w.hash));

@@ -39,6 +39,11 @@ pub(crate) struct Ident {
 }
 
 impl Ident {
+    /// True when both name the same request (user_data and opcode).
+    pub fn same_request(&self, other: &Ident) -> bool {
+        self.user_data == other.user_data && self.opcode == other.opcode
+    }
+
     /// The identity of `req`.
     pub fn of(req: &Req) -> Ident {
         Ident {
