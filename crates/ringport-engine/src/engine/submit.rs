@@ -433,7 +433,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         // Recorded once for all its attempts: a cancel between two attempts
         // still finds it.
         wq::set_running(ctx, &req);
-        let outcome = loop {
+        let (outcome, cancelled) = loop {
             let outcome = issue_once(ctx, &mut req, Mode::Block);
             let cancelled = wq::running_cancelled();
             // EINTR without a cancel: the interrupt was meant for this
@@ -445,16 +445,32 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             // which only some families turn into EINTR.
             if let (true, Outcome::Done(r, f)) = (cancelled, &outcome) {
                 if *r == -libc::EINTR {
-                    break Outcome::Done(opdef::interrupted_result(req.opcode), *f);
+                    break (Outcome::Done(opdef::interrupted_result(req.opcode), *f), true);
                 }
             }
-            break outcome;
+            break (outcome, cancelled);
         };
-        wq::clear_running();
+        if !matches!(outcome, Outcome::Park) || cancelled {
+            wq::clear_running();
+        }
         let (res, flags) = match outcome {
             Outcome::Done(res, flags) => (res, flags),
+            // A cancel found it running (and answered -EALREADY): it ends
+            // as interrupted here instead of waiting in the reactor, where
+            // that cancel would never reach it.
+            Outcome::Park if cancelled => (opdef::interrupted_result(req.opcode), 0),
             Outcome::Park => {
+                // Armed while still recorded as running, then no longer
+                // running: a cancel (which looks at running work before
+                // armed polls) finds it in one place or the other. One that
+                // found it running ends it here, out of the reactor again.
+                let (ud, opcode) = (req.user_data, req.opcode);
                 opdef::park(ctx, req);
+                if wq::clear_running_cancelled() {
+                    if let Some(req) = super::ops::poll::take(ctx, ud, true) {
+                        complete_elsewhere(ctx, req, opdef::interrupted_result(opcode));
+                    }
+                }
                 break;
             }
             Outcome::Punt => (-libc::EAGAIN, 0),

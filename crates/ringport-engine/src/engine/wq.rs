@@ -225,11 +225,15 @@ pub(crate) fn running_cancelled() -> bool {
 
 /// Records that this worker runs nothing.
 pub(crate) fn clear_running() {
-    let Some(id) = WORKER.with(|w| w.get()) else { return };
+    clear_running_cancelled();
+}
+
+/// Records that this worker runs nothing; returns whether a cancel had
+/// marked its request.
+pub(crate) fn clear_running_cancelled() -> bool {
+    let Some(id) = WORKER.with(|w| w.get()) else { return false };
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = st.running.as_mut() {
-        r.remove(&id);
-    }
+    st.running.as_mut().and_then(|r| r.remove(&id)).is_some_and(|r| r.cancelled)
 }
 
 /// The signal that interrupts a worker's blocking call.

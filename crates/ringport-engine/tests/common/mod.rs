@@ -395,6 +395,8 @@ pub fn errname(e: i32) -> &'static str {
         libc::ETXTBSY => "ETXTBSY",
         libc::EMLINK => "EMLINK",
         libc::EBADFD => "EBADFD",
+        libc::EALREADY => "EALREADY",
+        512 => "ERESTARTSYS",
         _ => "E?",
     }
 }

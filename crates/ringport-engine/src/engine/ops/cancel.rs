@@ -116,22 +116,26 @@ pub(crate) fn cancel(ctx: &Ctx, spec: &Spec) -> i32 {
     let all = spec.all();
     let mut victims: Vec<Box<Req>> = Vec::new();
     let mut running = 0usize;
-    // The worker queue, then the reactor, then timeouts (not for FD
-    // matches: timeouts have no file), as io_try_cancel orders them.
+    // The worker queue and the running work, then the reactor, then
+    // timeouts (not for FD matches: timeouts have no file), as
+    // io_try_cancel orders them. A request moves from the queue to a worker
+    // (under the pool's lock) and from a worker to the reactor (armed
+    // before the worker stops counting it as running), so looking at each
+    // place in that order cannot miss one on its way.
     victims.extend(wq::cancel_queued(ctx, spec, all));
     if all || victims.is_empty() {
+        running = wq::interrupt_running(ctx, spec, all);
+    }
+    if all || victims.is_empty() && running == 0 {
         victims.extend(super::poll::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
     }
     // Passing through a retry: marked, completed by the retry.
     let mut retrying = 0;
-    if all || victims.is_empty() {
+    if all || victims.is_empty() && running == 0 {
         retrying = super::poll::cancel_retrying(ctx, spec, if all { usize::MAX } else { 1 });
     }
-    if (all || victims.is_empty() && retrying == 0) && spec.flags & abi::IORING_ASYNC_CANCEL_FD == 0 {
+    if (all || victims.is_empty() && running == 0 && retrying == 0) && spec.flags & abi::IORING_ASYNC_CANCEL_FD == 0 {
         victims.extend(super::timeout::take_matching(ctx, spec, if all { usize::MAX } else { 1 }));
-    }
-    if all || victims.is_empty() && retrying == 0 {
-        running = wq::interrupt_running(ctx, spec, all);
     }
     let found = victims.len() + retrying;
     for v in victims {
