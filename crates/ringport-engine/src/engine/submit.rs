@@ -433,32 +433,29 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
         // Recorded once for all its attempts: a cancel between two attempts
         // still finds it.
         wq::set_running(ctx, &req);
-        let (outcome, cancelled) = loop {
+        let outcome = loop {
             let outcome = issue_once(ctx, &mut req, Mode::Block);
-            let cancelled = wq::running_cancelled();
             // EINTR without a cancel: the interrupt was meant for this
             // worker's previous request; the call had no effect, so again.
-            if !cancelled && matches!(outcome, Outcome::Done(r, _) if r == -libc::EINTR) {
+            if matches!(outcome, Outcome::Done(r, _) if r == -libc::EINTR) && !wq::running_cancelled() {
                 continue;
             }
+            break outcome;
+        };
+        let park = matches!(outcome, Outcome::Park);
+        let cancelled = if park { wq::running_cancelled() } else { wq::clear_running_cancelled() };
+        let (res, flags) = match outcome {
             // Interrupted by a cancel: the kernel's op sees ERESTARTSYS,
             // which only some families turn into EINTR.
-            if let (true, Outcome::Done(r, f)) = (cancelled, &outcome) {
-                if *r == -libc::EINTR {
-                    break (Outcome::Done(opdef::interrupted_result(req.opcode), *f), true);
-                }
-            }
-            break (outcome, cancelled);
-        };
-        if !matches!(outcome, Outcome::Park) || cancelled {
-            wq::clear_running();
-        }
-        let (res, flags) = match outcome {
+            Outcome::Done(r, f) if cancelled && r == -libc::EINTR => (opdef::interrupted_result(req.opcode), f),
             Outcome::Done(res, flags) => (res, flags),
             // A cancel found it running (and answered -EALREADY): it ends
             // as interrupted here instead of waiting in the reactor, where
             // that cancel would never reach it.
-            Outcome::Park if cancelled => (opdef::interrupted_result(req.opcode), 0),
+            Outcome::Park if cancelled => {
+                wq::clear_running();
+                (opdef::interrupted_result(req.opcode), 0)
+            }
             Outcome::Park => {
                 // Armed while still recorded as running, then no longer
                 // running: a cancel (which looks at running work before
