@@ -443,7 +443,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
             break outcome;
         };
         let park = matches!(outcome, Outcome::Park);
-        let cancelled = if park { wq::running_cancelled() } else { wq::clear_running_cancelled() };
+        let cancelled = if park { wq::running_cancelled() } else { wq::clear_running() };
         let (res, flags) = match outcome {
             // Interrupted by a cancel: the kernel's op sees ERESTARTSYS,
             // which only some families turn into EINTR.
@@ -463,7 +463,7 @@ pub(crate) fn run_in_worker(ctx: &Arc<Ctx>, mut req: Box<Req>) {
                 // found it running ends it here, out of the reactor again.
                 let (ud, opcode) = (req.user_data, req.opcode);
                 opdef::park(ctx, req);
-                if wq::clear_running_cancelled() {
+                if wq::clear_running() {
                     if let Some(req) = super::ops::poll::take(ctx, ud, true) {
                         complete_elsewhere(ctx, req, opdef::interrupted_result(opcode));
                     }

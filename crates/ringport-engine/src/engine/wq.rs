@@ -152,8 +152,8 @@ pub(crate) static POOL: super::global::Global<Pool> = super::global::Global::new
 pub(crate) fn punt(ctx: Arc<Ctx>, mut req: Box<Req>) {
     super::ops::timeout::arm_link_timeout(&ctx, &mut req);
     let hash = write_hash(&ctx, &req);
-    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     crate::chaos::point();
+    let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(Work { ctx, req, hash });
     // The worker writing this file runs it next (it looks at the queue
     // again, under this lock, once done).
@@ -223,14 +223,9 @@ pub(crate) fn running_cancelled() -> bool {
     st.running.as_ref().and_then(|r| r.get(&id)).is_some_and(|r| r.cancelled)
 }
 
-/// Records that this worker runs nothing.
-pub(crate) fn clear_running() {
-    clear_running_cancelled();
-}
-
 /// Records that this worker runs nothing; returns whether a cancel had
 /// marked its request.
-pub(crate) fn clear_running_cancelled() -> bool {
+pub(crate) fn clear_running() -> bool {
     let Some(id) = WORKER.with(|w| w.get()) else { return false };
     let mut st = POOL.get().state.lock().unwrap_or_else(|e| e.into_inner());
     st.running.as_mut().and_then(|r| r.remove(&id)).is_some_and(|r| r.cancelled)
